@@ -1,0 +1,39 @@
+# podcast-mtl: `make setup`, then `make test` and `make run`.
+SHELL := /bin/bash
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+# Python 3.10: `python3.10` on PATH if it really runs (a pyenv shim may not),
+# else pyenv's versions folder.
+PY310 ?= $(shell for c in python3.10 $$(ls -d $$(pyenv root 2>/dev/null)/versions/3.10.*/bin/python3.10 $$HOME/.pyenv/versions/3.10.*/bin/python3.10 2>/dev/null | sort -V -r); do \
+           "$$c" -c 'import sys; assert sys.version_info[:2] == (3, 10)' >/dev/null 2>&1 && { command -v "$$c"; break; }; done)
+export TF_USE_LEGACY_KERAS := 1
+export PYTHONHASHSEED := 0
+
+.PHONY: setup test test-fast run ablate bench clean
+
+setup:
+	@test -n "$(PY310)" || { echo "error: Python 3.10 not found (neither python3.10 on PATH nor \$$(pyenv root)/versions/3.10.*)" >&2; exit 2; }
+	@echo "using $(PY310)"
+	@if [ -x $(PY) ] && ! $(PY) -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null; then rm -rf $(VENV); fi
+	@[ -x $(PY) ] || $(PY310) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade "pip==26.3" "setuptools==84.2.1" "wheel==0.48.0"
+	$(PY) -m pip install -q -c constraints.txt -e .
+	@$(PY) -c 'import tfx, tensorflow as tf; print("tfx", tfx.__version__, "tensorflow", tf.__version__)'
+
+test:
+	$(PY) -m pytest -q tests components
+
+test-fast:
+	$(PY) -m pytest -q -m "not slow" tests components
+
+run:
+	$(VENV)/bin/podcast-mtl run
+
+ablate:
+	$(VENV)/bin/podcast-mtl ablate --seeds 3
+
+bench:
+	$(PY) bench/train_throughput.py
+
+clean:
+	rm -rf runs .pytest_cache

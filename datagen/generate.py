@@ -1,0 +1,36 @@
+"""`podcast-mtl generate`: synthetic logs written to a folder, with the summary printed."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict
+
+from datagen.logs import read_manifest, write_logs
+from datagen.summary import format_summary, summarize
+from datagen.synthetic import GeneratorConfig, generate
+
+
+def generate_logs(cfg: GeneratorConfig, out_dir: str, verbose: bool = True) -> Dict:
+    cfg.validate()
+    if verbose:
+        print(f"generating {cfg.days} days x ~{cfg.impressions_per_day:,} impressions (seed {cfg.seed}) ...",
+              flush=True)
+    df = generate(cfg)
+    summary = summarize(df)
+    manifest = {"generator": "synthetic", "config": dataclasses.asdict(cfg), "summary": summary}
+    write_logs(df, out_dir, manifest, with_truth=True)
+    if verbose:
+        print(format_summary(summary), flush=True)
+    return summary
+
+
+def ensure_logs(cfg: GeneratorConfig, out_dir: str, verbose: bool = True) -> Dict:
+    """Generates logs unless `out_dir` already holds logs made with this exact config.
+
+    Reusing them keeps file fingerprints stable, so the pipeline's ExampleGen cache stays valid.
+    """
+    manifest = read_manifest(out_dir)
+    if manifest and manifest.get("config") == dataclasses.asdict(cfg):
+        if verbose:
+            print(f"reusing synthetic logs in {out_dir} (same generator config)", flush=True)
+        return manifest["summary"]
+    return generate_logs(cfg, out_dir, verbose)

@@ -1,0 +1,1 @@
+"""Curated TFDV schemas (data files)."""

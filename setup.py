@@ -1,0 +1,29 @@
+"""podcast-mtl: a TFX pipeline for one multi-task model over podcast ads and promotions."""
+from setuptools import find_packages, setup
+
+PACKAGES = ["pipeline", "components", "models", "schemas", "datagen", "evaluation"]
+
+setup(
+    name="podcast-mtl",
+    version="0.1.0",
+    description=__doc__,
+    python_requires=">=3.10,<3.11",
+    packages=find_packages(include=[p for name in PACKAGES for p in (name, name + ".*")]),
+    package_data={"schemas": ["*.pbtxt", "*.md"]},
+    install_requires=[
+        "tfx==1.16.0",
+        "tensorflow==2.16.2",
+        "tf-keras==2.16.*",
+        "tensorflow-recommenders==0.7.*",
+        "apache-beam[gcp]==2.60.0",
+        "tensorflow-data-validation==1.16.1",
+        "tensorflow-transform==1.16.0",
+        "tensorflow-model-analysis==0.47.1",
+        "pyarrow",
+        "pandas",
+        "scikit-learn",
+        "matplotlib",
+        "pytest",
+    ],
+    entry_points={"console_scripts": ["podcast-mtl=pipeline.cli:main"]},
+)
