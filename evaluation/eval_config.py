@@ -1,0 +1,51 @@
+"""The Evaluator's TFMA config, derived from the task rows a model has.
+
+Metrics per head: exact AP (gating), TFMA's interpolated PR-AUC and example count, sliced
+overall, by source, and by source x podcast popularity bucket. Blessing: for each source, the
+stream AP of that source's stream head on that source's impressions must reach a floor and
+must not fall more than `tolerance` below the latest blessed model's.
+"""
+from __future__ import annotations
+
+from typing import Dict, Sequence
+
+import tensorflow_model_analysis as tfma
+from google.protobuf import wrappers_pb2
+
+from models.features import SOURCES
+from models.tasks import Task, stream_head
+
+SLICES = (tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=["source"]),
+          tfma.SlicingSpec(feature_keys=["source", "popularity_bucket"]))
+
+
+def _gate(source: str, floor: float, tolerance: float) -> tfma.PerSliceMetricThreshold:
+    return tfma.PerSliceMetricThreshold(
+        slicing_specs=[tfma.SlicingSpec(feature_values={"source": source})],
+        threshold=tfma.MetricThreshold(
+            value_threshold=tfma.GenericValueThreshold(lower_bound={"value": floor}),
+            change_threshold=tfma.GenericChangeThreshold(direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                                                         absolute={"value": -tolerance})))
+
+
+def make_eval_config(tasks: Sequence[Task], floors: Dict[str, float], tolerance: float,
+                     sources: Sequence[str] = SOURCES) -> tfma.EvalConfig:
+    gated = {}
+    for source in sources:
+        gated.setdefault(stream_head(tasks, source), []).append(source)
+    specs = []
+    for t in tasks:
+        # Thresholds of a TFMA (post-export) metric belong on its MetricConfig: spec-level
+        # per_slice_thresholds are keyed for in-graph metrics and would never match.
+        exact_ap = tfma.MetricConfig(class_name="ExactAveragePrecision", module="evaluation.tfma_metrics",
+                                     per_slice_thresholds=[_gate(s, floors[s], tolerance)
+                                                           for s in gated.get(t.name, [])])
+        metrics = [exact_ap, tfma.MetricConfig(class_name="AUCPrecisionRecall"),
+                   tfma.MetricConfig(class_name="ExampleCount")]
+        specs.append(tfma.MetricsSpec(output_names=[t.name], metrics=metrics))
+    return tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(signature_name="serving_default", label_keys={t.name: t.label for t in tasks})],
+        slicing_specs=list(SLICES), metrics_specs=specs,
+        # The model's compiled Keras metrics are not evaluated (TFMA cannot feed a multi-output model's
+        # compiled metrics); every metric is declared above, per head.
+        options=tfma.Options(include_default_metrics=wrappers_pb2.BoolValue(value=False)))

@@ -1,0 +1,101 @@
+"""Model and training configuration, and the named presets of the ablation study."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Dict, Optional, Tuple
+
+from models.features import SOURCES
+from models.tasks import TASKS, Task
+
+BALANCED = "balanced"
+NATURAL = "natural"
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    # what is trained
+    heads: Tuple[str, ...] = tuple(t.name for t in TASKS)  # subset of the task table, in its order
+    train_sources: Tuple[str, ...] = SOURCES
+    use_mask: bool = True  # False: every head is trained by every training source
+    mix: str = BALANCED  # BALANCED (per-source shares below) or NATURAL (the logged mix)
+    source_shares: Tuple[Tuple[str, float], ...] = (("promotions", 0.5), ("ads", 0.5))
+    cache_sources: Tuple[str, ...] = ("ads",)  # minority streams kept in memory after one read
+    # sizes
+    embedding_dim: int = 16
+    list_embedding_dim: int = 16
+    encoder_units: Tuple[int, ...] = (256, 128)
+    tower_units: Tuple[int, ...] = (64,)
+    dropout: float = 0.1
+    # optimisation; training length is in steps (batches), so variants do equal work
+    learning_rate: float = 1e-3
+    batch_size: int = 1024
+    train_steps: int = 3000
+    eval_every_steps: int = 500
+    early_stopping_patience: int = 2
+    max_eval_examples: int = 100_000
+    shuffle_buffer: int = 50_000
+    seed: int = 0
+    # tf.distribute: "default" | "mirrored" | "multi_worker" (reads TF_CONFIG)
+    strategy: str = "default"
+
+    def __post_init__(self):
+        if self.mix not in (BALANCED, NATURAL):
+            raise ValueError(f"mix must be {BALANCED!r} or {NATURAL!r}, got {self.mix!r}")
+        unknown = set(self.train_sources) - set(SOURCES)
+        if unknown or not self.train_sources:
+            raise ValueError(f"train_sources must be a non-empty subset of {SOURCES}, got {self.train_sources}")
+        if self.strategy not in ("default", "mirrored", "multi_worker"):
+            raise ValueError(f"unknown strategy {self.strategy!r}")
+        if not self.heads:
+            raise ValueError("a model needs at least one head")
+
+    def tasks(self, table: Tuple[Task, ...] = TASKS) -> Tuple[Task, ...]:
+        """The task rows this config trains, with the mask applied or lifted."""
+        names = {t.name for t in table}
+        missing = [h for h in self.heads if h not in names]
+        if missing:
+            raise ValueError(f"heads {missing} are not in the task table {sorted(names)}")
+        rows = tuple(t for t in table if t.name in self.heads)
+        if not self.use_mask:
+            rows = tuple(dataclasses.replace(t, trained_by=SOURCES) for t in rows)
+        return rows
+
+    def shares(self) -> Dict[str, float]:
+        shares = {s: w for s, w in self.source_shares if s in self.train_sources}
+        total = sum(shares.values())
+        return {s: w / total for s, w in shares.items()}
+
+    def replace(self, **changes) -> "ModelConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ModelConfig":
+        raw = json.loads(text)
+        return cls(**{k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
+                      for k, v in raw.items()})
+
+
+_ANCILLARY = ("click", "like", "follow")
+
+PRESETS: Dict[str, Dict] = {
+    # promotions-only production baseline: stream + ancillary heads on promotion impressions
+    "promotions_baseline": dict(heads=("promo_stream",) + _ANCILLARY, train_sources=("promotions",), mix=NATURAL),
+    "promotions_stream_only": dict(heads=("promo_stream",), train_sources=("promotions",), mix=NATURAL),
+    "ads_only": dict(heads=("ad_stream",), train_sources=("ads",), mix=NATURAL),
+    "ads_only_ancillary": dict(heads=("ad_stream",) + _ANCILLARY, train_sources=("ads",), mix=NATURAL),
+    "unified": dict(),  # the task table, masked, balanced
+    "unified_no_mask": dict(use_mask=False),
+    "unified_natural_mix": dict(mix=NATURAL),
+    # control: all impressions pooled into one stream head, no ancillary heads, no mask, natural mix
+    "pooled_stream_only": dict(heads=("ad_stream",), use_mask=False, mix=NATURAL),
+}
+
+
+def preset(name: str, base: Optional[ModelConfig] = None, **overrides) -> ModelConfig:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
+    return (base or ModelConfig()).replace(**PRESETS[name], **overrides)

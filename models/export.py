@@ -1,0 +1,74 @@
+"""SavedModel export with two signatures, both applying the Transform graph inside the model.
+
+- `serving_default`: serialized tf.Example of raw impression features -> one probability per head;
+- `serving_raw`: raw features as named dense tensors (for JSON clients) -> the same outputs.
+  Scalars are [batch]; list features are [batch, n] padded with ""; a field absent on an
+  impression (promotion metadata on ads, ad metadata on promotions) is "" (strings) or 0 (ints).
+Neither takes labels or true probabilities.
+"""
+from __future__ import annotations
+
+from typing import Dict
+
+import tensorflow as tf
+
+from models.features import FEATURE_NAMES, FEATURES
+
+SERVING_DEFAULT = "serving_default"
+SERVING_RAW = "serving_raw"
+
+
+def serving_feature_spec(tf_transform_output) -> Dict:
+    spec = tf_transform_output.raw_feature_spec()
+    return {k: v for k, v in spec.items() if k in FEATURE_NAMES}
+
+
+def _raw_input_spec(feature_spec: Dict) -> Dict[str, tf.TensorSpec]:
+    specs = {}
+    for name, f in feature_spec.items():
+        list_like = isinstance(f, tf.io.VarLenFeature) and name in _LIST_FEATURES
+        specs[name] = tf.TensorSpec([None, None] if list_like else [None], f.dtype, name=name)
+    return specs
+
+
+_LIST_FEATURES = {f.name for f in FEATURES if f.is_list}
+
+
+def _to_raw(inputs: Dict[str, tf.Tensor], feature_spec: Dict) -> Dict:
+    raw = {}
+    for name, f in feature_spec.items():
+        x = inputs[name]
+        if isinstance(f, tf.io.VarLenFeature):
+            raw[name] = tf.sparse.from_dense(x if x.shape.rank == 2 else x[:, None])  # drops "" / 0
+        else:
+            raw[name] = tf.reshape(x, [-1, 1])
+    return raw
+
+
+def add_signatures(model, tf_transform_output) -> Dict:
+    model.tft_layer = tf_transform_output.transform_features_layer()  # tracked, so it is saved
+    feature_spec = serving_feature_spec(tf_transform_output)
+
+    def predict(raw):
+        transformed = model.tft_layer(raw)
+        logits = model(transformed, training=False)
+        return {name: tf.sigmoid(value) for name, value in logits.items()}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve_examples(serialized):
+        return predict(tf.io.parse_example(serialized, feature_spec))
+
+    raw_specs = _raw_input_spec(feature_spec)
+    names = sorted(raw_specs)
+
+    @tf.function(input_signature=[raw_specs[n] for n in names])
+    def serve_raw(*tensors):
+        return predict(_to_raw(dict(zip(names, tensors)), feature_spec))
+
+    return {SERVING_DEFAULT: serve_examples.get_concrete_function(),
+            SERVING_RAW: serve_raw.get_concrete_function()}
+
+
+def export(model, tf_transform_output, out_dir: str) -> None:
+    signatures = add_signatures(model, tf_transform_output)
+    model.save(out_dir, save_format="tf", signatures=signatures)

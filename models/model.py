@@ -1,0 +1,115 @@
+"""The unified multi-task model: a shared encoder, one tower per task row, masked per-head losses.
+
+Built on TensorFlow Recommenders: `compute_loss` sums the `tfrs.tasks.Ranking` loss of every
+head, each weighted by that head's mask (the task table's `trained_by`). A masked-out example
+contributes exactly zero loss and zero gradient to its head; each head's loss is the mean over
+its unmasked examples in the batch, and zero (never NaN) when the batch has none.
+"""
+from __future__ import annotations
+
+from typing import Dict, Sequence
+
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+from models.config import ModelConfig
+from models.features import FEATURES, LIST_LENGTH, SOURCES
+from models.preprocessing import PODCAST_VOCAB, shares_podcast_vocab
+from models.tasks import Task
+
+
+def categorical_inputs():
+    """Transformed categorical inputs: (name, table) pairs; the podcast table is shared."""
+    names = []
+    for f in FEATURES:
+        if f.transform == "time":
+            names += [("hour", "hour"), ("weekday", "weekday")]
+        elif f.transform in ("vocab", "hash", "source", "list"):
+            names.append((f.name, PODCAST_VOCAB if shares_podcast_vocab(f) else f.name))
+    return names
+
+
+NUMERIC_INPUTS = tuple(f.name for f in FEATURES if f.transform == "numeric")
+LIST_INPUTS = tuple(f.name for f in FEATURES if f.transform == "list")
+
+
+class MultiTaskModel(tfrs.Model):
+    def __init__(self, cfg: ModelConfig, cardinalities: Dict[str, int], tasks: Sequence[Task]):
+        super().__init__()
+        self.cfg = cfg
+        self.task_rows = tuple(tasks)
+        self.embeddings = {}
+        for name, table in categorical_inputs():
+            if table not in self.embeddings:
+                dim = cfg.list_embedding_dim if table == PODCAST_VOCAB else cfg.embedding_dim
+                self.embeddings[table] = tf.keras.layers.Embedding(cardinalities[table], dim, name=f"emb_{table}")
+        self.encoder = tf.keras.Sequential(
+            [layer for units in cfg.encoder_units
+             for layer in (tf.keras.layers.Dense(units, activation="relu"), tf.keras.layers.Dropout(cfg.dropout))],
+            name="shared_encoder")
+        self.towers = {
+            t.name: tf.keras.Sequential([tf.keras.layers.Dense(u, activation="relu") for u in cfg.tower_units]
+                                        + [tf.keras.layers.Dense(1)], name=f"tower_{t.name}")
+            for t in self.task_rows}
+        self.ranking = {
+            t.name: tfrs.tasks.Ranking(
+                loss=tf.keras.losses.BinaryCrossentropy(from_logits=True, reduction=tf.keras.losses.Reduction.SUM),
+                metrics=[])
+            for t in self.task_rows}
+        # mask[task][source index] = 1.0 when that source trains that head
+        self.masks = {t.name: tf.constant([1.0 if s in t.trained_by else 0.0 for s in SOURCES], tf.float32)
+                      for t in self.task_rows}
+        self.head_losses = {t.name: tf.keras.metrics.Mean(name=f"loss_{t.name}") for t in self.task_rows}
+
+    def encode(self, features: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        parts = []
+        for name, table in categorical_inputs():
+            ids = features[name]
+            emb = self.embeddings[table](ids)
+            if name in LIST_INPUTS:  # masked mean over the padded list (id 0 = padding)
+                present = tf.cast(tf.not_equal(ids, 0), tf.float32)[..., None]
+                emb = tf.reduce_sum(emb * present, axis=1) / tf.maximum(tf.reduce_sum(present, axis=1), 1.0)
+            parts.append(emb)
+        parts.append(tf.stack([tf.cast(features[n], tf.float32) for n in NUMERIC_INPUTS], axis=-1))
+        return self.encoder(tf.concat(parts, axis=-1), training=training)
+
+    def call(self, features: Dict[str, tf.Tensor], training: bool = False) -> Dict[str, tf.Tensor]:
+        """Logits, one [batch] tensor per head."""
+        shared = self.encode(features, training=training)
+        return {name: tf.squeeze(tower(shared, training=training), -1) for name, tower in self.towers.items()}
+
+    def head_weights(self, source: tf.Tensor) -> Dict[str, tf.Tensor]:
+        """Per-head example weights: mask / number of unmasked examples in the batch."""
+        out = {}
+        for t in self.task_rows:
+            mask = tf.gather(self.masks[t.name], source)
+            out[t.name] = mask / tf.maximum(tf.reduce_sum(mask), 1.0)
+        return out
+
+    def compute_loss(self, features, training: bool = False) -> tf.Tensor:
+        logits = self(features, training=training)
+        weights = self.head_weights(features["source"])
+        total = tf.constant(0.0)
+        for t in self.task_rows:
+            labels = tf.cast(features[t.label], tf.float32)
+            loss = self.ranking[t.name](labels=labels[:, None], predictions=logits[t.name][:, None],
+                                        sample_weight=weights[t.name][:, None], training=training)
+            self.head_losses[t.name].update_state(loss)
+            total += t.weight * loss
+        # Gradients are summed across replicas: scale so a replica's loss is its share of the mean.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        return total / replicas
+
+
+def build_model(cfg: ModelConfig, cardinalities: Dict[str, int], tasks: Sequence[Task]) -> MultiTaskModel:
+    model = MultiTaskModel(cfg, cardinalities, tasks)
+    model.compile(optimizer=tf.keras.optimizers.Adam(cfg.learning_rate))
+    return model
+
+
+def dummy_features(batch: int = 2) -> Dict[str, tf.Tensor]:
+    """A zero batch of every transformed input, to build the model's weights."""
+    out = {name: tf.zeros([batch], tf.int64) for name, _ in categorical_inputs()}
+    out.update({name: tf.zeros([batch, LIST_LENGTH], tf.int64) for name in LIST_INPUTS})
+    out.update({name: tf.zeros([batch], tf.float32) for name in NUMERIC_INPUTS})
+    return out

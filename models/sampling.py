@@ -1,0 +1,74 @@
+"""Training and evaluation input pipelines over Transform's output, with source-balanced batches.
+
+Balanced mode keeps one stream per source and samples between them with fixed shares
+(`tf.data.Dataset.sample_from_datasets`), so each batch is about half ads, half promotions.
+The minority streams named in `cache_sources` are filtered out of the files once and then
+served from memory: the files are read once per pass over the majority source, not once per
+pass over the (many more often repeated) minority source.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+import tensorflow as tf
+
+from models.config import BALANCED, ModelConfig
+from models.features import SOURCES
+
+PARSE_BATCH = 2048
+
+
+def _files(file_pattern) -> List[str]:
+    patterns = file_pattern if isinstance(file_pattern, (list, tuple)) else [file_pattern]
+    files = sorted(f for p in patterns for f in tf.io.gfile.glob(p))
+    if not files:
+        raise FileNotFoundError(f"no transformed examples match {patterns}")
+    return files
+
+
+def read_examples(file_pattern, feature_spec: Dict, counter: Optional[tf.Variable] = None) -> tf.data.Dataset:
+    """Unbatched dicts of transformed features, in file order (deterministic)."""
+    ds = tf.data.TFRecordDataset(_files(file_pattern), compression_type="GZIP")
+    ds = ds.batch(PARSE_BATCH).map(lambda x: tf.io.parse_example(x, feature_spec),
+                                   num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if counter is not None:  # counts records read from the files (for the benchmark)
+        def count(batch):
+            first = next(iter(batch.values()))
+            with tf.control_dependencies([counter.assign_add(tf.shape(first, out_type=tf.int64)[0])]):
+                return {k: tf.identity(v) for k, v in batch.items()}
+        ds = ds.map(count)
+    return ds.unbatch()
+
+
+def _of_sources(ds: tf.data.Dataset, sources) -> tf.data.Dataset:
+    ids = tf.constant([SOURCES.index(s) for s in sources], tf.int64)
+    return ds.filter(lambda x: tf.reduce_any(tf.equal(x["source"], ids)))
+
+
+def train_dataset(file_pattern, feature_spec: Dict, cfg: ModelConfig, batch_size: Optional[int] = None,
+                  counter: Optional[tf.Variable] = None) -> tf.data.Dataset:
+    """Endless batches for training (length is set in steps), reproducible for cfg.seed."""
+    batch_size = batch_size or cfg.batch_size
+    examples = read_examples(file_pattern, feature_spec, counter)
+    if cfg.mix != BALANCED or len(cfg.train_sources) == 1:
+        ds = _of_sources(examples, cfg.train_sources)
+        ds = ds.shuffle(cfg.shuffle_buffer, seed=cfg.seed).repeat()
+    else:
+        shares = cfg.shares()
+        streams = []
+        for i, source in enumerate(shares):
+            s = _of_sources(examples, [source])
+            if source in cfg.cache_sources:
+                s = s.cache()
+            streams.append(s.shuffle(cfg.shuffle_buffer, seed=cfg.seed + i).repeat())
+        ds = tf.data.Dataset.sample_from_datasets(streams, weights=list(shares.values()), seed=cfg.seed)
+    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def eval_dataset(file_pattern, feature_spec: Dict, batch_size: int = 4096,
+                 max_examples: Optional[int] = None) -> tf.data.Dataset:
+    """One pass in file order, the logged mix, every source."""
+    ds = read_examples(file_pattern, feature_spec)
+    if max_examples:
+        ds = ds.take(max_examples)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

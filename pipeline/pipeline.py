@@ -1,0 +1,59 @@
+"""`create_pipeline(config)`: the TFX DAG, in one place.
+
+TemporalExampleGen -> StatisticsGen -> ImportSchemaGen -> ExampleValidator -> ValidationGate
+-> Transform -> Trainer -> (latest blessed model) Evaluator -> Pusher.
+"""
+from __future__ import annotations
+
+import os
+
+from tfx import v1 as tfx
+
+from components.temporal_example_gen import TemporalExampleGen
+from components.validation_gate import ValidationGate
+from evaluation.eval_config import make_eval_config
+from models.trainer import MODEL_CONFIG_KEY
+from pipeline.configs import PipelineConfig
+
+SCHEMA_FILE = "impressions.pbtxt"
+COMPONENT_ORDER = ("TemporalExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "ValidationGate",
+                   "Transform", "Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher")
+
+
+def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
+    example_gen = TemporalExampleGen(input_base=config.data, split=config.split)
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=os.path.join(config.schema_dir, SCHEMA_FILE))
+    example_validator = tfx.components.ExampleValidator(statistics=statistics_gen.outputs["statistics"],
+                                                        schema=schema_gen.outputs["schema"])
+    gate = ValidationGate(anomalies=example_validator.outputs["anomalies"], schema=schema_gen.outputs["schema"])
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"], schema=gate.outputs["validated_schema"],
+        preprocessing_fn="models.preprocessing.preprocessing_fn",
+        splits_config=tfx.proto.SplitsConfig(analyze=["train"], transform=["train", "eval", "test"]))
+    trainer = tfx.components.Trainer(
+        run_fn="models.trainer.run_fn",
+        examples=transform.outputs["transformed_examples"], transform_graph=transform.outputs["transform_graph"],
+        train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=config.model.train_steps),
+        eval_args=tfx.proto.EvalArgs(splits=["eval"], num_steps=0),
+        custom_config={MODEL_CONFIG_KEY: config.model.to_json()})
+    resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
+        baseline_model=resolver.outputs["model"], example_splits=["test"],
+        eval_config=make_eval_config(config.model.tasks(), config.floors, config.ap_tolerance))
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving)))
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.name, pipeline_root=config.pipeline_root,
+        components=[example_gen, statistics_gen, schema_gen, example_validator, gate, transform, trainer,
+                    resolver, evaluator, pusher],
+        enable_cache=True,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata),
+        beam_pipeline_args=list(config.beam_args))
