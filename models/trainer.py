@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from typing import Dict, Optional, Sequence
 
 import numpy as np
@@ -23,8 +24,9 @@ MONITOR = "val_stream_ap"
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
+    if name == "mirrored":  # every GPU; on a CPU-only host, every logical CPU device
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy(devices=[d.name for d in devices])
     if name == "multi_worker":  # cluster from TF_CONFIG, as on Vertex / Kubeflow training jobs
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
@@ -34,22 +36,31 @@ class StreamAPCallback(tf.keras.callbacks.Callback):
     """After each evaluation interval: exact stream AP per source on the eval split, put in the logs
     as `val_stream_ap_<source>` and their mean over the training sources as `val_stream_ap`."""
 
-    def __init__(self, dataset, tasks: Sequence[Task], sources: Sequence[str]):
+    def __init__(self, dataset, tasks: Sequence[Task], sources: Sequence[str], interval: int, total: int,
+                 verbose: bool = True):
         super().__init__()
         self.dataset, self.tasks, self.sources = dataset, tuple(tasks), tuple(sources)
+        self.interval, self.total, self.verbose = interval, total, verbose
+        self._t0 = time.time()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t0 = time.time()
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
+        took = time.time() - self._t0
         ap = stream_ap_by_source(self.tasks, score_dataset(self.model, self.dataset))
         for source, value in ap.items():
             logs[f"{MONITOR}_{source}"] = value
         logs[MONITOR] = float(np.nanmean([ap[s] for s in self.sources]))
-        print(f"  interval {epoch + 1}: eval stream AP " +
-              " ".join(f"{s}={v:.4f}" for s, v in ap.items()), flush=True)
+        if self.verbose:
+            print(f"  step {min((epoch + 1) * self.interval, self.total)}/{self.total}: "
+                  f"loss {logs.get('loss', float('nan')):.4f}, eval stream AP " +
+                  " ".join(f"{s}={v:.4f}" for s, v in ap.items()) + f" ({took:.0f} s)", flush=True)
 
 
 def train(cfg: ModelConfig, tf_transform_output, train_files, eval_files, log_dir: Optional[str] = None,
-          table: Sequence[Task] = TASKS, verbose: int = 2) -> MultiTaskModel:
+          table: Sequence[Task] = TASKS, verbose: bool = True) -> MultiTaskModel:
     tf.keras.utils.set_random_seed(cfg.seed)
     tasks = cfg.tasks(tuple(table))
     spec = tf_transform_output.transformed_feature_spec()
@@ -59,13 +70,13 @@ def train(cfg: ModelConfig, tf_transform_output, train_files, eval_files, log_di
         model(dummy_features(), training=False)
     interval = max(1, min(cfg.eval_every_steps, cfg.train_steps))
     callbacks = [StreamAPCallback(eval_dataset(eval_files, spec, max_examples=cfg.max_eval_examples),
-                                  tasks, cfg.train_sources),
+                                  tasks, cfg.train_sources, interval, cfg.train_steps, verbose),
                  tf.keras.callbacks.EarlyStopping(monitor=MONITOR, mode="max", patience=cfg.early_stopping_patience,
                                                   restore_best_weights=True)]
     if log_dir:
         callbacks.append(tf.keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch"))
     model.fit(train_dataset(train_files, spec, cfg), steps_per_epoch=interval,
-              epochs=math.ceil(cfg.train_steps / interval), callbacks=callbacks, verbose=verbose)
+              epochs=math.ceil(cfg.train_steps / interval), callbacks=callbacks, verbose=0)
     return model
 
 

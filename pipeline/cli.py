@@ -8,7 +8,10 @@ import sys
 import time
 from typing import List, Optional
 
-import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO lines go nowhere useful
+import pipeline  # noqa: F401,E402  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+
+DEFAULT_ROOT = "runs/default"
 
 
 class UsageError(Exception):
@@ -50,6 +53,39 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def _pipeline_config(args):
+    from components.temporal_example_gen import TemporalSplit
+    from datagen.generate import ensure_logs
+    from datagen.synthetic import GeneratorConfig
+    from pipeline.configs import DEFAULT_BEAM_ARGS, PipelineConfig
+
+    data = args.data
+    if data is None:
+        data = os.path.join(args.root, "data")
+        ensure_logs(GeneratorConfig(seed=args.seed), data)
+    elif not os.path.isdir(data) and "://" not in data:
+        raise UsageError(f"--data {data}: no such folder")
+    config = PipelineConfig(data=data, root=args.root, serving_dir=args.serving_dir,
+                            split=TemporalSplit(test_days=args.test_days, eval_days=args.eval_days),
+                            beam_args=tuple(DEFAULT_BEAM_ARGS) + tuple(args.beam_arg or ()))
+    overrides = {"seed": args.seed}
+    if args.train_steps:
+        overrides["train_steps"] = args.train_steps
+    return config.with_preset(args.preset, **overrides)
+
+
+def cmd_run(args) -> int:
+    from pipeline.local_runner import format_summary, run_pipeline
+
+    config = _pipeline_config(args)
+    print(f"running {config.name} (preset {config.preset_name}) on {config.data}; outputs in {config.root}",
+          flush=True)
+    summary = run_pipeline(config)
+    print(format_summary(summary))
+    print(f"summary: {os.path.join(config.root, 'summary.json')}")
+    return 1 if summary["failed"] else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="podcast-mtl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -62,6 +98,21 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--podcasts", type=_positive("--podcasts"), default=3000)
     g.add_argument("--impressions-per-day", type=_positive("--impressions-per-day"), default=18000)
     g.set_defaults(func=cmd_generate)
+
+    from models.config import PRESETS
+
+    r = sub.add_parser("run", help="run the TFX pipeline locally (generates the default logs if --data is not given)")
+    r.add_argument("--data", help="day-partitioned impression logs (default: synthetic logs under ROOT/data)")
+    r.add_argument("--root", default=DEFAULT_ROOT, help=f"pipeline outputs, MLMD and serving folder ({DEFAULT_ROOT})")
+    r.add_argument("--preset", default="unified", choices=sorted(PRESETS))
+    r.add_argument("--beam-arg", action="append", metavar="ARG",
+                   help="passed to Beam unchanged (repeat), e.g. --beam-arg=--runner=DataflowRunner")
+    r.add_argument("--serving-dir", help="where blessed models are pushed (default ROOT/serving)")
+    r.add_argument("--train-steps", type=_positive("--train-steps"))
+    r.add_argument("--test-days", type=_positive("--test-days"), default=5)
+    r.add_argument("--eval-days", type=_positive("--eval-days"), default=3)
+    r.add_argument("--seed", type=int, default=7, help="seed of the default logs and of training")
+    r.set_defaults(func=cmd_run)
     return parser
 
 

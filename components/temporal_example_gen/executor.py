@@ -1,4 +1,10 @@
-"""Reads day-partitioned Parquet logs and writes train / eval / test splits of tf.Examples by event time."""
+"""Reads day-partitioned Parquet logs and writes train / eval / test splits of tf.Examples by event time.
+
+Each file is read whole with pyarrow (through Beam's filesystems, so gs:// and the like work),
+rows are assigned to a split by `event_time`, and each split's rows are encoded to serialized
+tf.Examples in C++ (tfx_bsl's RecordBatchToExamplesEncoder). A null field becomes a feature
+with no values (missing), as TFDV and tf.io.parse_example read it.
+"""
 from __future__ import annotations
 
 import json
@@ -7,57 +13,102 @@ from typing import Any, Dict
 
 import apache_beam as beam
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import tensorflow as tf
 from absl import logging
+from apache_beam.io.filesystems import FileSystems
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
 from tfx.types import standard_component_specs
+from tfx_bsl.coders import example_coder
 
-from components.temporal_example_gen.split import SPLITS, TemporalSplit, split_of
-from datagen.logs import FILE_NAME, PARTITION_PREFIX, partition_days
+from components.temporal_example_gen.split import SPLITS, TemporalSplit
+from datagen.logs import FILE_NAME, PARTITION_PREFIX, arrow_schema, partition_days
 
 TEMPORAL_SPLIT_KEY = "temporal_split"
 TIME_FIELD = "event_time"
 
 
-def _feature(value) -> tf.train.Feature:
-    if isinstance(value, (list, tuple, np.ndarray)):
-        values = list(value)
-    else:
-        values = [value]
-    values = [v for v in values if v is not None]
-    if not values:
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[]))
-    first = values[0]
-    if isinstance(first, (bool, np.bool_, int, np.integer)):
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in values]))
-    if isinstance(first, (float, np.floating)):
-        return tf.train.Feature(float_list=tf.train.FloatList(value=[float(v) for v in values]))
-    if isinstance(first, bytes):
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
-    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[str(v).encode() for v in values]))
+def _as_list_array(arr: pa.Array) -> pa.Array:
+    """The encoder takes list columns of binary / int64 / float32 values."""
+    if pa.types.is_list(arr.type):
+        value_type = arr.type.value_type
+        if pa.types.is_string(value_type) or pa.types.is_large_string(value_type):
+            return arr.cast(pa.list_(pa.binary()))
+        if pa.types.is_floating(value_type):
+            return arr.cast(pa.list_(pa.float32()))
+        if pa.types.is_integer(value_type) or pa.types.is_boolean(value_type):
+            return arr.cast(pa.list_(pa.int64()))
+        return arr
+    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+        arr = arr.cast(pa.binary())
+    elif pa.types.is_floating(arr.type):
+        arr = arr.cast(pa.float32())
+    elif pa.types.is_integer(arr.type) or pa.types.is_boolean(arr.type):
+        arr = arr.cast(pa.int64())
+    offsets = pa.array(np.arange(len(arr) + 1, dtype=np.int32))
+    return pa.ListArray.from_arrays(offsets, arr, mask=arr.is_null())
 
 
-def row_to_example(row: Dict[str, Any]) -> tf.train.Example:
-    """One log row as a tf.Example; null scalars are left out (a missing feature), lists kept."""
-    features = {}
-    for key, value in row.items():
-        if value is None:
+def check_types(table: pa.Table, path: str) -> pa.Table:
+    """Columns of known fields must have the field table's type; a float column holding only
+    whole numbers for an int field is cast (pandas writes nullable ints that way). Unknown
+    columns pass through for the schema validation to report."""
+    expected = arrow_schema(with_truth=True)
+    for i, name in enumerate(table.column_names):
+        if name not in expected.names:
             continue
-        features[key] = _feature(value)
-    return tf.train.Example(features=tf.train.Features(feature=features))
+        want, got = expected.field(name).type, table.schema.field(name).type
+        if got == want or (pa.types.is_null(got)):
+            continue
+        col = table.column(i)
+        if pa.types.is_integer(want) and pa.types.is_floating(got):
+            values = col.combine_chunks().to_numpy(zero_copy_only=False)
+            finite = values[~np.isnan(values)]
+            if np.all(finite == np.round(finite)):
+                table = table.set_column(i, name, pa.array(
+                    [None if np.isnan(v) else int(v) for v in values], type=want))
+                continue
+            raise ValueError(f"{path}: field {name!r} must hold whole numbers ({want}), found fractional values")
+        try:
+            table = table.set_column(i, name, col.cast(want))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise ValueError(f"{path}: field {name!r} has type {got}, expected {want}") from None
+    return table
 
 
-class _AssignSplit(beam.DoFn):
+def table_to_examples(table: pa.Table):
+    """Serialized tf.Examples, one per row of `table`."""
+    if table.num_rows == 0:
+        return []
+    columns = [_as_list_array(col.combine_chunks()) for col in table.columns]
+    batch = pa.RecordBatch.from_arrays(columns, names=table.column_names)
+    return example_coder.RecordBatchToExamplesEncoder().encode(batch)
+
+
+class _ReadAndSplit(beam.DoFn):
     def __init__(self, bounds):
         self._bounds = bounds
 
-    def process(self, row):
-        t = row.get(TIME_FIELD)
-        if t is None:
-            raise ValueError(f"impression {row.get('impression_id')!r}: field {TIME_FIELD!r} is missing")
-        i = split_of(int(t), self._bounds)
-        if i >= 0:
-            yield beam.pvalue.TaggedOutput(SPLITS[i], row_to_example(row))
+    def process(self, path):
+        with FileSystems.open(path) as f:
+            try:
+                table = pq.read_table(f)
+            except Exception as e:
+                raise ValueError(f"{path}: not a readable Parquet file ({e})") from e
+        table = check_types(table, path)
+        if TIME_FIELD not in table.column_names:
+            raise ValueError(f"{path}: required field {TIME_FIELD!r} is missing")
+        times = table.column(TIME_FIELD)
+        if times.null_count:
+            raise ValueError(f"{path}: field {TIME_FIELD!r} is null on {times.null_count} rows")
+        t = times.to_numpy().astype(np.int64)
+        for name in SPLITS:
+            lo, hi = self._bounds[name]
+            rows = np.flatnonzero((t >= lo) & (t < hi))
+            if rows.size:
+                for record in table_to_examples(table.take(pa.array(rows))):
+                    yield beam.pvalue.TaggedOutput(name, record)
 
 
 class Executor(BaseExampleGenExecutor):
@@ -72,15 +123,13 @@ class Executor(BaseExampleGenExecutor):
         days, bounds = split.resolve(partition_days(input_base))
         files = []
         for day in days:
-            pattern = os.path.join(input_base, PARTITION_PREFIX + day, "*.parquet")
-            matched = tf.io.gfile.glob(pattern)
+            matched = tf.io.gfile.glob(os.path.join(input_base, PARTITION_PREFIX + day, "*.parquet"))
             if not matched:
                 raise ValueError(f"{os.path.join(input_base, PARTITION_PREFIX + day)}: no {FILE_NAME}")
             files.extend(sorted(matched))
         logging.info("TemporalExampleGen: %d day partitions %s..%s, split bounds %s",
                      len(days), days[0], days[-1], json.dumps(bounds))
-        rows = (pipeline
-                | "Files" >> beam.Create(files)
-                | "ReadParquet" >> beam.io.ReadAllFromParquet()
-                | "AssignSplit" >> beam.ParDo(_AssignSplit(bounds)).with_outputs(*SPLITS))
-        return {name: rows[name] for name in SPLITS}
+        records = (pipeline
+                   | "Files" >> beam.Create(files)
+                   | "ReadAndSplit" >> beam.ParDo(_ReadAndSplit(bounds)).with_outputs(*SPLITS))
+        return {name: records[name] for name in SPLITS}

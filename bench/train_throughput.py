@@ -1,0 +1,82 @@
+"""Training throughput vs the input pipeline alone, on a pipeline run's Transform output.
+
+    python bench/train_throughput.py [--root runs/default] [--preset unified] [--steps 300]
+
+Prints examples/second of (a) the input pipeline alone, (b) training (forward, backward,
+update) fed by it, their ratio, and the read amplification of balanced sampling: records read
+from the files per example served, with the minority (ads) stream cached and without.
+Run `make run` first so that ROOT holds a Transform output.
+"""
+import argparse
+import glob
+import os
+import sys
+import time
+
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf  # noqa: E402
+import tensorflow_transform as tft  # noqa: E402
+
+from models.config import preset  # noqa: E402
+from models.model import build_model, dummy_features  # noqa: E402
+from models.preprocessing import cardinalities  # noqa: E402
+from models.sampling import train_dataset  # noqa: E402
+
+
+def latest(root, output):
+    dirs = sorted(glob.glob(os.path.join(root, "pipeline", "Transform", output, "*")),
+                  key=lambda p: int(os.path.basename(p)))
+    if not dirs:
+        sys.exit(f"no Transform output under {root}: run `make run` (or podcast-mtl run --root {root}) first")
+    return dirs[-1]
+
+
+def input_rate(files, spec, cfg, steps, warmup=20):
+    counter = tf.Variable(0, dtype=tf.int64)
+    it = iter(train_dataset(files, spec, cfg, counter=counter))
+    for _ in range(warmup):
+        next(it)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        next(it)
+    took = time.perf_counter() - t0
+    served = (steps + warmup) * cfg.batch_size
+    return steps * cfg.batch_size / took, int(counter.numpy()) / served
+
+
+def train_rate(files, spec, cfg, tft_out, steps, warmup=20):
+    model = build_model(cfg, cardinalities(tft_out), cfg.tasks())
+    model(dummy_features(), training=False)
+    ds = train_dataset(files, spec, cfg)
+    model.fit(ds, steps_per_epoch=warmup, epochs=1, verbose=0)
+    t0 = time.perf_counter()
+    model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)
+    return steps * cfg.batch_size / (time.perf_counter() - t0)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--root", default="runs/default")
+    p.add_argument("--preset", default="unified")
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--batch-size", type=int, default=1024)
+    args = p.parse_args()
+    tft_out = tft.TFTransformOutput(latest(args.root, "transform_graph"))
+    files = os.path.join(latest(args.root, "transformed_examples"), "Split-train", "*.gz")
+    spec = tft_out.transformed_feature_spec()
+    cfg = preset(args.preset, batch_size=args.batch_size)
+    print(f"preset {args.preset}, batch {cfg.batch_size}, {args.steps} timed steps, {os.cpu_count()} CPUs", flush=True)
+    in_eps, amp = input_rate(files, spec, cfg, args.steps)
+    print(f"input pipeline alone: {in_eps:,.0f} examples/s; records read per example served: {amp:.2f}", flush=True)
+    if cfg.cache_sources:
+        _, amp_nc = input_rate(files, spec, cfg.replace(cache_sources=()), args.steps)
+        print(f"  same without caching the ads stream: {amp_nc:.2f} records read per example served", flush=True)
+    tr_eps = train_rate(files, spec, cfg, tft_out, args.steps)
+    print(f"training: {tr_eps:,.0f} examples/s ({tr_eps / cfg.batch_size:.1f} steps/s)")
+    print(f"training / input ratio: {tr_eps / in_eps:.2f} (1.0 = input-bound)")
+
+
+if __name__ == "__main__":
+    main()

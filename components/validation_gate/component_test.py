@@ -1,0 +1,49 @@
+"""The gate's message, from real TFDV anomalies on corrupted logs."""
+import os
+
+import pandas as pd
+import pytest
+import tensorflow_data_validation as tfdv
+
+from components.validation_gate.component import ANOMALIES_FILE, describe_anomalies
+from pipeline.configs import SCHEMA_DIR
+
+
+def _anomalies(df):
+    schema = tfdv.load_schema_text(os.path.join(SCHEMA_DIR, "impressions.pbtxt"))
+    stats = tfdv.generate_statistics_from_dataframe(df)
+    return tfdv.validate_statistics(stats, schema)
+
+
+@pytest.fixture(scope="module")
+def good():
+    from datagen.synthetic import GeneratorConfig, generate
+
+    df = generate(GeneratorConfig(seed=2, days=3, users=200, podcasts=40, impressions_per_day=300))
+    return df.drop(columns=["user_history", "user_follows"])  # dataframes cannot hold list features
+
+
+def test_clean_logs_have_no_anomalies_on_scalar_fields(good, tmp_path):
+    found = _anomalies(good)
+    # list columns were dropped from the frame; they are the only expected complaint
+    assert set(found.anomaly_info) <= {"user_history", "user_follows"}
+
+
+def test_message_names_each_split_feature_and_problem(good, tmp_path):
+    bad = good.copy()
+    bad.loc[bad.index[0], "source"] = "radio"
+    bad.loc[bad.index[1], "stream"] = 2
+    bad = bad.drop(columns=["podcast_id"])
+    anomalies = _anomalies(bad)
+    split_dir = tmp_path / "Split-train"
+    split_dir.mkdir()
+    (split_dir / ANOMALIES_FILE).write_bytes(anomalies.SerializeToString())
+    (tmp_path / "Split-eval").mkdir()
+    (tmp_path / "Split-eval" / ANOMALIES_FILE).write_bytes(type(anomalies)().SerializeToString())
+    lines = describe_anomalies(str(tmp_path), ["train", "eval"])
+    text = "\n".join(lines)
+    assert "feature 'source'" in text and "radio" in text
+    assert "feature 'stream'" in text
+    assert "feature 'podcast_id'" in text
+    assert all(line.startswith("split 'train'") for line in lines)
+    assert describe_anomalies(str(tmp_path), ["eval"]) == []

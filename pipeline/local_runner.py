@@ -1,0 +1,108 @@
+"""Runs the pipeline on this machine: LocalDagRunner, the Beam DirectRunner, MLMD on SQLite.
+
+Prints one progress line per component as it starts and ends (with cache hits), keeps the full
+log in `<root>/logs/`, and writes `<root>/summary.json` at the end, also when the run stops.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+import time
+from typing import Dict
+
+from tfx import v1 as tfx
+
+from pipeline.configs import PipelineConfig
+from pipeline.pipeline import COMPONENT_ORDER, create_pipeline
+from pipeline.run_summary import summarize_run
+
+_RUNNING = re.compile(r"Component (\S+) is running\.")
+_FINISHED = re.compile(r"Component (\S+) is finished\.")
+_CACHED = re.compile(r"A cached execution \d+ is used\.")
+
+
+class _Progress(logging.Handler):
+    def __init__(self, out=sys.stdout):
+        super().__init__(logging.INFO)
+        self.out, self.started, self.cached, self.current = out, {}, set(), None
+
+    def emit(self, record):
+        msg = record.getMessage()
+        if m := _RUNNING.match(msg):
+            self.current = m.group(1)
+            self.started[self.current] = time.time()
+            print(f"[{len(self.started)}/{len(COMPONENT_ORDER)}] {self.current} ...", file=self.out, flush=True)
+        elif _CACHED.match(msg) and self.current:
+            self.cached.add(self.current)
+        elif m := _FINISHED.match(msg):
+            name = m.group(1)
+            took = time.time() - self.started.get(name, time.time())
+            print(f"      {name} {'reused from cache' if name in self.cached else 'done'} in {took:.1f} s",
+                  file=self.out, flush=True)
+
+
+def _log_to_file(root: str) -> str:
+    from absl import logging as absl_logging
+
+    os.makedirs(os.path.join(root, "logs"), exist_ok=True)
+    path = os.path.join(root, "logs", time.strftime("run-%Y%m%d-%H%M%S.log"))
+    absl_logging.set_verbosity(absl_logging.INFO)
+    root_logger = logging.getLogger()
+    for h in list(root_logger.handlers):  # absl's stderr handler would print every INFO line
+        root_logger.removeHandler(h)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root_logger.addHandler(handler)
+    root_logger.setLevel(logging.INFO)
+    import tensorflow as tf
+
+    tf_logger = tf.get_logger()  # TensorFlow's logger prints to stderr by itself: send it to the file
+    for h in list(tf_logger.handlers):
+        tf_logger.removeHandler(h)
+    tf_logger.propagate = True
+    return path
+
+
+def run_pipeline(config: PipelineConfig, quiet: bool = False) -> Dict:
+    """Runs the DAG; returns (and writes) the summary. Never raises for a failed run:
+    the summary's `not_pushed_reason` and `failed` say what stopped it."""
+    os.makedirs(config.root, exist_ok=True)
+    log_path = _log_to_file(config.root)
+    progress = _Progress(open(os.devnull, "w") if quiet else sys.stdout)
+    logging.getLogger().addHandler(progress)
+    since_ms = int(time.time() * 1000)
+    error = None
+    t0 = time.time()
+    try:
+        tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
+    except Exception as e:  # the component's own error, e.g. the validation gate's message
+        logging.getLogger(__name__).exception("pipeline run failed")
+        stopped_at = progress.current or "pipeline"
+        error = f"stopped at {stopped_at}: {type(e).__name__}: {e}"
+    finally:
+        logging.getLogger().removeHandler(progress)
+    summary = summarize_run(config.metadata, since_ms, error)
+    summary.update(failed=error is not None, wall_seconds=round(time.time() - t0, 1), log=log_path,
+                   preset=config.preset_name)
+    with open(os.path.join(config.root, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    return summary
+
+
+def format_summary(summary: Dict) -> str:
+    lines = ["", f"{'component':<32}{'state':>10}{'seconds':>10}"]
+    for c in summary.get("components", []):
+        lines.append(f"{c['component']:<32}{c['state']:>10}{c['seconds']:>10.1f}")
+    if summary.get("splits"):
+        lines.append("splits: " + ", ".join(f"{k}={v:,}" for k, v in summary["splits"].items()))
+    for source, heads in summary.get("ap", {}).items():
+        if heads:
+            lines.append(f"test exact AP on {source:<11}" + "  ".join(f"{h}={v:.4f}" for h, v in heads.items()))
+    lines.append(f"blessed: {summary['blessed']}   pushed: {summary['pushed_model'] or 'no'}")
+    if summary.get("not_pushed_reason"):
+        lines.append(f"not pushed: {summary['not_pushed_reason']}")
+    lines.append(f"wall time {summary.get('wall_seconds', 0):.0f} s; full log: {summary.get('log')}")
+    return "\n".join(lines)

@@ -1,0 +1,127 @@
+"""What one pipeline run did, read back from MLMD and its artifacts: splits, per-source AP,
+blessing, pushed model, and each component's wall time."""
+from __future__ import annotations
+
+import glob
+import os
+from typing import Dict, List, Optional
+
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+from components.temporal_example_gen.split import SPLITS
+from evaluation.tfma_metrics import EXACT_AP_NAME
+from models.features import SOURCES
+
+_STATE = {metadata_store_pb2.Execution.COMPLETE: "done", metadata_store_pb2.Execution.CACHED: "cached",
+          metadata_store_pb2.Execution.FAILED: "failed", metadata_store_pb2.Execution.RUNNING: "running"}
+
+
+def _store(metadata_path: str) -> metadata_store.MetadataStore:
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = metadata_path
+    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    return metadata_store.MetadataStore(config)
+
+
+def executions_since(metadata_path: str, since_ms: int) -> List[Dict]:
+    """Executions created at or after `since_ms`, oldest first, with their output artifacts."""
+    if not os.path.exists(metadata_path):
+        return []
+    store = _store(metadata_path)
+    types = {t.id: t.name for t in store.get_execution_types()}
+    artifact_types = {t.id: t.name for t in store.get_artifact_types()}
+    rows = []
+    for e in sorted(store.get_executions(), key=lambda e: (e.create_time_since_epoch, e.id)):
+        if e.create_time_since_epoch < since_ms:
+            continue
+        events = store.get_events_by_execution_ids([e.id])
+        out_ids = [ev.artifact_id for ev in events if ev.type == metadata_store_pb2.Event.OUTPUT]
+        outputs = {}
+        for a in store.get_artifacts_by_id(out_ids):
+            outputs.setdefault(artifact_types[a.type_id], []).append(a)
+        rows.append({"component": types[e.type_id].rsplit(".", 1)[-1], "state": _STATE.get(e.last_known_state, "?"),
+                     "seconds": (e.last_update_time_since_epoch - e.create_time_since_epoch) / 1000.0,
+                     "outputs": outputs})
+    return rows
+
+
+def _latest_output(rows: List[Dict], artifact_type: str, component: str):
+    for row in reversed(rows):
+        if row["component"] == component and artifact_type in row["outputs"]:
+            return row["outputs"][artifact_type][-1]
+    return None
+
+
+def split_counts(stats_uri: str) -> Dict[str, int]:
+    import tensorflow_data_validation as tfdv
+
+    counts = {}
+    for split in SPLITS:
+        files = glob.glob(os.path.join(stats_uri, f"Split-{split}", "FeatureStats.pb"))
+        if files:
+            counts[split] = int(tfdv.load_stats_binary(files[0]).datasets[0].num_examples)
+    return counts
+
+
+def per_source_ap(evaluation_uri: str) -> Dict[str, Dict[str, float]]:
+    """{source: {head: exact AP on that source's test impressions}}."""
+    import tensorflow_model_analysis as tfma
+
+    out = {s: {} for s in SOURCES}
+    for slice_key, metrics in tfma.load_eval_result(evaluation_uri).slicing_metrics:
+        if len(slice_key) != 1 or slice_key[0][0] != "source":
+            continue
+        source = slice_key[0][1]
+        source = source.decode() if isinstance(source, bytes) else source
+        for head, by_sub_key in metrics.items():
+            for values in by_sub_key.values():
+                if EXACT_AP_NAME in values:
+                    out.setdefault(source, {})[head] = values[EXACT_AP_NAME].get("doubleValue")
+    return out
+
+
+def validation_failures(evaluation_uri: str) -> List[str]:
+    import tensorflow_model_analysis as tfma
+
+    result = tfma.load_validation_result(evaluation_uri)
+    lines = []
+    for per_slice in result.metric_validations_per_slice:
+        where = ", ".join(f"{k.column}={k.bytes_value.decode() or k.int64_value}"
+                          for k in per_slice.slice_key.single_slice_keys) or "overall"
+        for f in per_slice.failures:
+            kind = "change vs latest blessed" if f.metric_key.is_diff else "value"
+            t = f.metric_threshold
+            bound = (t.change_threshold.absolute.value if t.HasField("change_threshold")
+                     else t.value_threshold.lower_bound.value)
+            lines.append(f"{where}: {f.metric_key.output_name} {f.metric_key.name} {kind} "
+                         f"{f.metric_value.double_value.value:.4f} below {bound:.4f}")
+    return lines
+
+
+def summarize_run(metadata_path: str, since_ms: int, error: Optional[str] = None) -> Dict:
+    rows = executions_since(metadata_path, since_ms)
+    stats = _latest_output(rows, "ExampleStatistics", "StatisticsGen")
+    evaluation = _latest_output(rows, "ModelEvaluation", "Evaluator")
+    blessing = _latest_output(rows, "ModelBlessing", "Evaluator")
+    pushed = _latest_output(rows, "PushedModel", "Pusher")
+    blessed = bool(blessing and blessing.custom_properties["blessed"].int_value == 1)
+    pushed_path = None
+    if pushed and pushed.custom_properties["pushed"].int_value == 1:
+        pushed_path = pushed.custom_properties["pushed_destination"].string_value
+    reason = None
+    if error:
+        reason = error
+    elif not blessed and evaluation:
+        reason = "not blessed: " + ("; ".join(validation_failures(evaluation.uri)) or "see the Evaluator output")
+    elif not pushed_path:
+        reason = "the run ended before the Pusher"
+    return {
+        "blessed": blessed,
+        "pushed_model": pushed_path,
+        "not_pushed_reason": reason,
+        "splits": split_counts(stats.uri) if stats else {},
+        "ap": per_source_ap(evaluation.uri) if evaluation else {},
+        "components": [{"component": r["component"], "state": r["state"], "seconds": round(r["seconds"], 1)}
+                       for r in rows],
+    }

@@ -1,0 +1,62 @@
+"""Shared fixtures: small generated logs and one small real pipeline run, reused by many tests."""
+import glob
+import os
+
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+
+from components.temporal_example_gen import TemporalSplit  # noqa: E402
+from datagen.generate import generate_logs  # noqa: E402
+from datagen.synthetic import GeneratorConfig  # noqa: E402
+
+SMALL = GeneratorConfig(seed=3, days=12, users=2000, podcasts=300, impressions_per_day=2000)
+SMALL_SPLIT = TemporalSplit(test_days=3, eval_days=2)
+KUAIRAND = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "kuairand-pure-slice")
+
+
+def small_pipeline_config(data, root, **model_overrides):
+    from pipeline.configs import PipelineConfig
+
+    # floors just above the base rates (promotions ~6%, ads ~3%): the small logs hold few ads positives
+    config = PipelineConfig(data=data, root=root, split=SMALL_SPLIT, ap_floor=(("promotions", 0.07), ("ads", 0.02)))
+    overrides = dict(train_steps=120, eval_every_steps=40, batch_size=256, shuffle_buffer=5000)
+    overrides.update(model_overrides)
+    return config.with_preset("unified", **overrides)
+
+
+@pytest.fixture(scope="session")
+def small_logs(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("logs") / "small")
+    generate_logs(SMALL, out, verbose=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(small_logs, tmp_path_factory):
+    """One full local run of the real pipeline on the small logs."""
+    from pipeline.local_runner import run_pipeline
+
+    root = str(tmp_path_factory.mktemp("run"))
+    config = small_pipeline_config(small_logs, root)
+    summary = run_pipeline(config, quiet=True)
+    return {"config": config, "summary": summary, "root": root}
+
+
+def latest_artifact(root, component, output):
+    dirs = sorted(glob.glob(os.path.join(root, "pipeline", component, output, "*")), key=lambda p: int(p.rsplit("/", 1)[1]))
+    assert dirs, f"no {component}/{output} under {root}"
+    return dirs[-1]
+
+
+@pytest.fixture(scope="session")
+def transformed(pipeline_run):
+    """Transform's outputs of the pipeline run: (TFTransformOutput, {split: file pattern})."""
+    import tensorflow_transform as tft
+
+    root = pipeline_run["root"]
+    graph = latest_artifact(root, "Transform", "transform_graph")
+    examples = latest_artifact(root, "Transform", "transformed_examples")
+    files = {s: os.path.join(examples, f"Split-{s}", "*.gz") for s in ("train", "eval", "test")}
+    return tft.TFTransformOutput(graph), files

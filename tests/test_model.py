@@ -1,0 +1,121 @@
+"""The multi-task model: masked losses, per-head normalisation, presets, the task table."""
+import dataclasses
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from models.config import PRESETS, ModelConfig, preset
+from models.features import LIST_LENGTH, SOURCES
+from models.model import LIST_INPUTS, NUMERIC_INPUTS, build_model, categorical_inputs
+from models.tasks import TASKS, Task, mask_table, stream_head
+
+PROMO, ADS = SOURCES.index("promotions"), SOURCES.index("ads")
+CARD = {table: 50 for _, table in categorical_inputs()}
+CARD.update(hour=24, weekday=7, source=len(SOURCES))
+SMALL = ModelConfig(encoder_units=(16,), tower_units=(8,), embedding_dim=4, list_embedding_dim=4, dropout=0.0)
+
+
+def batch(sources, seed=0):
+    rng = np.random.default_rng(seed)
+    n = len(sources)
+    out = {name: tf.constant(rng.integers(0, 7 if name == "weekday" else 24 if name == "hour" else 50, n), tf.int64)
+           for name, _ in categorical_inputs() if name not in LIST_INPUTS}
+    out.update({name: tf.constant(rng.integers(0, 50, (n, LIST_LENGTH)), tf.int64) for name in LIST_INPUTS})
+    out.update({name: tf.constant(rng.normal(size=n), tf.float32) for name in NUMERIC_INPUTS})
+    out["source"] = tf.constant(sources, tf.int64)
+    for label in ("stream", "click", "like", "follow"):
+        out[label] = tf.constant(rng.integers(0, 2, n), tf.int64)
+    return out
+
+
+def test_mask_table_is_the_declared_direction():
+    table = mask_table()
+    assert table["promo_stream"] == {"promotions": True, "ads": False}
+    for task in ("ad_stream", "click", "like", "follow"):
+        assert table[task] == {"promotions": True, "ads": True}
+    assert stream_head(TASKS, "promotions") == "promo_stream" and stream_head(TASKS, "ads") == "ad_stream"
+
+
+def test_masked_examples_give_zero_gradient_to_the_masked_tower():
+    model = build_model(SMALL, CARD, SMALL.tasks())
+    ads_only = batch([ADS] * 32)
+    model(ads_only)
+    with tf.GradientTape() as tape:
+        loss = model.compute_loss(ads_only, training=True)
+    tower = model.towers["promo_stream"].trainable_variables
+    grads = tape.gradient(loss, tower + model.towers["ad_stream"].trainable_variables)
+    for g in grads[:len(tower)]:
+        assert g is None or float(tf.reduce_max(tf.abs(g))) == 0.0
+    assert any(float(tf.reduce_max(tf.abs(g))) > 0 for g in grads[len(tower):])
+
+
+def test_masked_examples_do_not_change_the_masked_head_loss():
+    # Adding ads impressions to a promotions batch leaves the promo_stream loss unchanged.
+    model = build_model(SMALL, CARD, SMALL.tasks())
+    promos = batch([PROMO] * 16, seed=1)
+    mixed = {k: tf.concat([v, batch([ADS] * 16, seed=2)[k]], 0) for k, v in promos.items()}
+    model(promos)
+
+    def head_loss(features):
+        logits = model(features)
+        w = model.head_weights(features["source"])["promo_stream"]
+        bce = tf.keras.losses.binary_crossentropy(tf.cast(features["stream"], tf.float32)[:, None],
+                                                  logits["promo_stream"][:, None], from_logits=True)
+        return float(tf.reduce_sum(w * bce))
+
+    assert head_loss(mixed) == pytest.approx(head_loss(promos), rel=1e-6)
+
+
+def test_head_loss_is_the_mean_over_unmasked_examples_and_zero_when_all_masked():
+    model = build_model(SMALL, CARD, SMALL.tasks())
+    b = batch([PROMO] * 3 + [ADS] * 5)
+    w = model.head_weights(b["source"])
+    assert float(tf.reduce_sum(w["promo_stream"])) == pytest.approx(1.0)
+    np.testing.assert_allclose(w["promo_stream"].numpy(), [1 / 3] * 3 + [0] * 5)
+    np.testing.assert_allclose(w["ad_stream"].numpy(), [1 / 8] * 8)
+    all_ads = model.head_weights(tf.constant([ADS] * 4, tf.int64))
+    assert float(tf.reduce_sum(all_ads["promo_stream"])) == 0.0
+    loss = model.compute_loss(batch([ADS] * 4), training=True)
+    assert np.isfinite(float(loss))
+    assert float(model.head_losses["promo_stream"].result()) == 0.0
+
+
+def test_no_mask_trains_every_head_with_every_source():
+    cfg = preset("unified_no_mask")
+    assert all(set(t.trained_by) == set(SOURCES) for t in cfg.tasks())
+    assert {t.name: t.trained_by for t in preset("unified").tasks()} == {t.name: t.trained_by for t in TASKS}
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_presets_resolve_to_rows_of_the_table(name):
+    cfg = preset(name)
+    tasks = cfg.tasks()
+    assert [t.name for t in tasks] == [t.name for t in TASKS if t.name in cfg.heads]
+    for source in SOURCES:  # every preset can be scored on both sources
+        assert stream_head(tasks, source) in cfg.heads
+
+
+def test_config_round_trips_through_json():
+    cfg = preset("ads_only_ancillary", train_steps=7)
+    assert ModelConfig.from_json(cfg.to_json()) == cfg
+
+
+def test_bad_configs_are_refused():
+    with pytest.raises(ValueError, match="mix"):
+        ModelConfig(mix="half")
+    with pytest.raises(ValueError, match="not in the task table"):
+        ModelConfig(heads=("nope",)).tasks()
+    with pytest.raises(ValueError, match="unknown label"):
+        Task("x", "dwell", ("ads",))
+    with pytest.raises(ValueError, match="unknown preset"):
+        preset("best")
+
+
+def test_a_new_row_adds_a_head():
+    table = TASKS + (Task("ad_click", "click", ("ads",)),)
+    cfg = dataclasses.replace(SMALL, heads=tuple(t.name for t in table))
+    model = build_model(cfg, CARD, cfg.tasks(table))
+    out = model(batch([ADS, PROMO]))
+    assert set(out) == {t.name for t in table}
+    np.testing.assert_allclose(model.head_weights(tf.constant([ADS, PROMO], tf.int64))["ad_click"].numpy(), [1, 0])

@@ -1,0 +1,123 @@
+"""The TFX pipeline end to end on small generated logs, with the real components, Beam and MLMD."""
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from datagen.logs import arrow_schema
+from models.features import LABELS, SOURCES
+from pipeline.pipeline import COMPONENT_ORDER
+from tests.conftest import latest_artifact, small_pipeline_config
+
+pytestmark = pytest.mark.slow
+HERE = os.path.dirname(os.path.abspath(__file__))
+COMPONENTS = {"TemporalExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "ValidationGate",
+              "Transform", "Trainer", "Resolver", "Evaluator", "Pusher"}
+
+
+def _score(model_dir, pattern, n=8):
+    r = subprocess.run([sys.executable, os.path.join(HERE, "score_saved_model.py"), model_dir, pattern, str(n)],
+                       capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=os.path.dirname(HERE)))
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_end_to_end_run_blesses_and_pushes(pipeline_run, small_logs):
+    s = pipeline_run["summary"]
+    assert not s["failed"], s["not_pushed_reason"]
+    ran = [c["component"] for c in s["components"]]
+    assert sorted(ran) == sorted(COMPONENTS) and len(ran) == len(COMPONENT_ORDER)  # each exactly once
+    assert all(c["state"] == "done" for c in s["components"])
+    assert s["blessed"] is True and s["not_pushed_reason"] is None
+    assert os.path.isdir(s["pushed_model"])
+    assert s["pushed_model"].startswith(pipeline_run["config"].serving)
+    rows = len(pd.concat([pq.read_table(f).to_pandas() for f in glob.glob(f"{small_logs}/date=*/*.parquet")]))
+    assert sum(s["splits"].values()) == rows and all(s["splits"][k] > 0 for k in ("train", "eval", "test"))
+    for source in SOURCES:
+        assert set(s["ap"][source]) == set(pipeline_run["config"].model.heads)
+        assert all(0 < v < 1 for v in s["ap"][source].values())
+    on_disk = json.load(open(os.path.join(pipeline_run["root"], "summary.json")))
+    assert {k: on_disk[k] for k in ("blessed", "pushed_model", "splits", "ap")} == \
+           {k: s[k] for k in ("blessed", "pushed_model", "splits", "ap")}
+
+
+def test_pushed_model_scores_raw_examples_in_a_fresh_process(pipeline_run):
+    pattern = os.path.join(latest_artifact(pipeline_run["root"], "TemporalExampleGen", "examples"), "Split-test", "*.gz")
+    scored = _score(pipeline_run["summary"]["pushed_model"], pattern)
+    heads = set(pipeline_run["config"].model.heads)
+    assert set(scored["serving_default"]) == heads == set(scored["serving_raw"])
+    for head in heads:
+        a, b = scored["serving_default"][head], scored["serving_raw"][head]
+        assert len(a) == 8 and all(0 < p < 1 for p in a)
+        assert a == pytest.approx(b, abs=1e-6)
+    assert not set(scored["raw_inputs"]) & set(LABELS)
+
+
+def test_transform_output_holds_no_true_probability(transformed):
+    tft_out, _ = transformed
+    assert not [k for k in tft_out.transformed_feature_spec() if k.startswith("true_p_")]
+    from models.export import serving_feature_spec
+
+    serving = serving_feature_spec(tft_out)
+    assert not [k for k in serving if k.startswith("true_p_") or k in LABELS]
+    assert "source" in serving and "user_history" in serving
+
+
+def test_rerun_reuses_cache_then_a_worse_model_is_not_blessed(pipeline_run):
+    from pipeline.local_runner import run_pipeline
+
+    config = pipeline_run["config"]
+    again = run_pipeline(config, quiet=True)
+    states = {c["component"]: c["state"] for c in again["components"]}
+    for name in ("TemporalExampleGen", "StatisticsGen", "Transform", "Trainer"):
+        assert states[name] == "cached", states
+    serving_before = sorted(os.listdir(config.serving))
+
+    worse = run_pipeline(config.replace(model=config.model.replace(train_steps=1, eval_every_steps=1)), quiet=True)
+    states = {c["component"]: c["state"] for c in worse["components"]}
+    assert states["Trainer"] == "done" and states["Transform"] == "cached"
+    assert worse["blessed"] is False and worse["pushed_model"] is None
+    assert "not blessed" in worse["not_pushed_reason"] and "exact_average_precision" in worse["not_pushed_reason"]
+    assert sorted(os.listdir(config.serving)) == serving_before
+
+
+def _corrupt(src, dst):
+    shutil.copytree(src, dst)
+    day = sorted(glob.glob(os.path.join(dst, "date=*", "*.parquet")))[4]
+    df = pq.read_table(day).to_pandas()
+    df.loc[df.index[0], "source"] = "radio"
+    df.loc[df.index[1], "stream"] = 2
+    schema = arrow_schema(with_truth=True)
+    schema = schema.remove(schema.get_field_index("podcast_id"))
+    pq.write_table(pa.Table.from_pandas(df.drop(columns=["podcast_id"]), schema=schema, preserve_index=False), day)
+    return os.path.basename(os.path.dirname(day))
+
+
+def test_corrupted_day_stops_at_the_gate_and_pushes_nothing(pipeline_run, small_logs, tmp_path):
+    data = str(tmp_path / "logs")
+    _corrupt(small_logs, data)
+    root = str(tmp_path / "run")
+    serving = pipeline_run["config"].serving
+    serving_before = sorted(os.listdir(serving))
+    r = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--data", data, "--root", root,
+                        "--serving-dir", serving, "--test-days", "3", "--eval-days", "2", "--train-steps", "5"],
+                       capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=os.path.dirname(HERE)))
+    assert r.returncode == 1, r.stdout[-2000:] + r.stderr[-2000:]
+    summary = json.load(open(os.path.join(root, "summary.json")))
+    reason = summary["not_pushed_reason"]
+    assert "ValidationGate" in reason
+    for needle in ("feature 'source'", "radio", "feature 'stream'", "feature 'podcast_id'"):
+        assert needle in reason, reason
+    assert "feature 'source'" in r.stdout
+    assert summary["pushed_model"] is None and summary["blessed"] is False
+    ran = {c["component"] for c in summary["components"]}
+    assert not ran & {"Transform", "Trainer", "Evaluator", "Pusher"}
+    assert not os.path.exists(os.path.join(root, "pipeline", "Transform"))
+    assert sorted(os.listdir(serving)) == serving_before

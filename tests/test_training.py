@@ -1,0 +1,118 @@
+"""Training on real Transform output: balanced batches, every preset, a sixth task end to end."""
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from models.config import PRESETS, preset
+from models.features import SOURCES
+from models.sampling import train_dataset
+from models.tasks import TASKS, Task
+from models.trainer import train
+
+pytestmark = pytest.mark.slow
+ADS = SOURCES.index("ads")
+FAST = dict(train_steps=6, eval_every_steps=3, batch_size=128, shuffle_buffer=2000, max_eval_examples=3000,
+            encoder_units=(32,), tower_units=(8,))
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _shares(ds, n):
+    return [float(np.mean(b["source"].numpy() == ADS)) for b in ds.take(n)]
+
+
+def test_balanced_batches_are_half_ads(transformed):
+    tft_out, files = transformed
+    spec = tft_out.transformed_feature_spec()
+    cfg = preset("unified", batch_size=1024, shuffle_buffer=5000)
+    shares = _shares(train_dataset(files["train"], spec, cfg), 100)
+    assert 0.45 <= np.mean(shares) <= 0.55
+    assert min(shares) >= 0.40 and max(shares) <= 0.60
+    natural = _shares(train_dataset(files["train"], spec, cfg.replace(mix="natural")), 20)
+    assert np.mean(natural) < 0.25  # the logged mix: promotions outnumber ads
+    ratio = cfg.replace(source_shares=(("promotions", 0.7), ("ads", 0.3)))
+    assert 0.25 <= np.mean(_shares(train_dataset(files["train"], spec, ratio), 50)) <= 0.35
+
+
+def test_batches_are_reproducible_for_a_seed(transformed):
+    tft_out, files = transformed
+    spec = tft_out.transformed_feature_spec()
+    cfg = preset("unified", batch_size=256, shuffle_buffer=2000)
+
+    def first(c):
+        return [b["podcast_id"].numpy().tolist() for b in train_dataset(files["train"], spec, c).take(3)]
+
+    assert first(cfg) == first(cfg)
+    assert first(cfg) != first(cfg.replace(seed=1))
+
+
+def test_ads_only_presets_see_only_ads(transformed):
+    tft_out, files = transformed
+    spec = tft_out.transformed_feature_spec()
+    shares = _shares(train_dataset(files["train"], spec, preset("ads_only", batch_size=256)), 5)
+    assert shares == [1.0] * 5
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_trains(transformed, name):
+    tft_out, files = transformed
+    cfg = preset(name, **FAST)
+    model = train(cfg, tft_out, files["train"], files["eval"], verbose=False)
+    assert set(model.towers) == set(cfg.heads)
+    losses = model.history.history["loss"]
+    assert len(losses) == 2 and all(np.isfinite(losses))
+    assert "val_stream_ap" in model.history.history
+
+
+def test_a_sixth_task_trains_and_serves_end_to_end(transformed, pipeline_run, tmp_path):
+    from models.export import export
+
+    tft_out, files = transformed
+    table = TASKS + (Task("ad_click", "click", ("ads",)),)
+    cfg = dataclasses.replace(preset("unified", **FAST), heads=tuple(t.name for t in table))
+    model = train(cfg, tft_out, files["train"], files["eval"], table=table, verbose=False)
+    before = [w.numpy().copy() for w in model.towers["ad_click"].trainable_variables]
+    assert any(np.abs(w).sum() > 0 for w in before)
+    out = str(tmp_path / "model")
+    export(model, tft_out, out)
+    raw = os.path.join(pipeline_run["root"], "pipeline", "TemporalExampleGen", "examples", "*", "Split-test", "*.gz")
+    scored = _score_in_fresh_process(out, raw, 4)
+    assert set(scored["serving_default"]) == {t.name for t in table}
+
+
+def _score_in_fresh_process(model_dir, pattern, n):
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(HERE))
+    r = subprocess.run([sys.executable, os.path.join(HERE, "score_saved_model.py"), model_dir, pattern, str(n)],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_mirrored_strategy_trains_on_two_replicas(transformed):
+    tft_out, files = transformed
+    code = f"""
+import os
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import tensorflow_transform as tft
+from models.config import preset
+from models.trainer import train
+cfg = preset("unified", strategy="mirrored", **{FAST!r})
+model = train(cfg, tft.TFTransformOutput({tft_out.transform_output_dir!r}), {files['train']!r}, {files['eval']!r},
+              verbose=False)
+print("REPLICAS", tf.distribute.get_strategy().num_replicas_in_sync, model.distribute_strategy.num_replicas_in_sync)
+print("LOSS", model.history.history["loss"][-1])
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env=dict(os.environ, PYTHONPATH=os.path.dirname(HERE)))
+    assert r.returncode == 0, r.stderr[-3000:]
+    lines = dict(line.split(" ", 1) for line in r.stdout.splitlines() if line.startswith(("REPLICAS", "LOSS")))
+    assert lines["REPLICAS"].split()[-1] == "2"
+    assert np.isfinite(float(lines["LOSS"]))
