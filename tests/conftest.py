@@ -52,11 +52,11 @@ def latest_artifact(root, component, output):
 
 @pytest.fixture(scope="session")
 def transformed(pipeline_run):
-    """Transform's outputs of the pipeline run: (TFTransformOutput, {split: file pattern})."""
+    """Transform's outputs of the pipeline run: (TFTransformOutput, {split: file pattern}, graph dir)."""
     import tensorflow_transform as tft
 
     root = pipeline_run["root"]
     graph = latest_artifact(root, "Transform", "transform_graph")
     examples = latest_artifact(root, "Transform", "transformed_examples")
     files = {s: os.path.join(examples, f"Split-{s}", "*.gz") for s in ("train", "eval", "test")}
-    return tft.TFTransformOutput(graph), files
+    return tft.TFTransformOutput(graph), files, graph

@@ -61,7 +61,7 @@ def test_pushed_model_scores_raw_examples_in_a_fresh_process(pipeline_run):
 
 
 def test_transform_output_holds_no_true_probability(transformed):
-    tft_out, _ = transformed
+    tft_out, _, _ = transformed
     assert not [k for k in tft_out.transformed_feature_spec() if k.startswith("true_p_")]
     from models.export import serving_feature_spec
 

@@ -27,7 +27,7 @@ def _shares(ds, n):
 
 
 def test_balanced_batches_are_half_ads(transformed):
-    tft_out, files = transformed
+    tft_out, files, graph_dir = transformed
     spec = tft_out.transformed_feature_spec()
     cfg = preset("unified", batch_size=1024, shuffle_buffer=5000)
     shares = _shares(train_dataset(files["train"], spec, cfg), 100)
@@ -40,7 +40,7 @@ def test_balanced_batches_are_half_ads(transformed):
 
 
 def test_batches_are_reproducible_for_a_seed(transformed):
-    tft_out, files = transformed
+    tft_out, files, graph_dir = transformed
     spec = tft_out.transformed_feature_spec()
     cfg = preset("unified", batch_size=256, shuffle_buffer=2000)
 
@@ -52,7 +52,7 @@ def test_batches_are_reproducible_for_a_seed(transformed):
 
 
 def test_ads_only_presets_see_only_ads(transformed):
-    tft_out, files = transformed
+    tft_out, files, graph_dir = transformed
     spec = tft_out.transformed_feature_spec()
     shares = _shares(train_dataset(files["train"], spec, preset("ads_only", batch_size=256)), 5)
     assert shares == [1.0] * 5
@@ -60,7 +60,7 @@ def test_ads_only_presets_see_only_ads(transformed):
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_every_preset_trains(transformed, name):
-    tft_out, files = transformed
+    tft_out, files, graph_dir = transformed
     cfg = preset(name, **FAST)
     model = train(cfg, tft_out, files["train"], files["eval"], verbose=False)
     assert set(model.towers) == set(cfg.heads)
@@ -72,7 +72,7 @@ def test_every_preset_trains(transformed, name):
 def test_a_sixth_task_trains_and_serves_end_to_end(transformed, pipeline_run, tmp_path):
     from models.export import export
 
-    tft_out, files = transformed
+    tft_out, files, graph_dir = transformed
     table = TASKS + (Task("ad_click", "click", ("ads",)),)
     cfg = dataclasses.replace(preset("unified", **FAST), heads=tuple(t.name for t in table))
     model = train(cfg, tft_out, files["train"], files["eval"], table=table, verbose=False)
@@ -94,7 +94,7 @@ def _score_in_fresh_process(model_dir, pattern, n):
 
 
 def test_mirrored_strategy_trains_on_two_replicas(transformed):
-    tft_out, files = transformed
+    tft_out, files, graph_dir = transformed
     code = f"""
 import os
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
@@ -105,7 +105,7 @@ import tensorflow_transform as tft
 from models.config import preset
 from models.trainer import train
 cfg = preset("unified", strategy="mirrored", **{FAST!r})
-model = train(cfg, tft.TFTransformOutput({tft_out.transform_output_dir!r}), {files['train']!r}, {files['eval']!r},
+model = train(cfg, tft.TFTransformOutput({graph_dir!r}), {files['train']!r}, {files['eval']!r},
               verbose=False)
 print("REPLICAS", tf.distribute.get_strategy().num_replicas_in_sync, model.distribute_strategy.num_replicas_in_sync)
 print("LOSS", model.history.history["loss"][-1])
