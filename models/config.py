@@ -27,14 +27,15 @@ class ModelConfig:
     encoder_units: Tuple[int, ...] = (256, 128)
     tower_units: Tuple[int, ...] = (64,)
     dropout: float = 0.1
+    embedding_l2: float = 0.0  # L2 penalty on embedding rows used in a batch
     # optimisation; training length is in steps (batches), so variants do equal work
     learning_rate: float = 1e-3
     batch_size: int = 1024
-    train_steps: int = 3000
-    eval_every_steps: int = 500
-    early_stopping_patience: int = 2
+    train_steps: int = 1500
+    eval_every_steps: int = 100  # ads overfit within a few hundred balanced steps: check often
+    early_stopping_patience: int = 3
     max_eval_examples: int = 100_000
-    shuffle_buffer: int = 50_000
+    shuffle_buffer: int = 20_000
     seed: int = 0
     # tf.distribute: "default" | "mirrored" | "multi_worker" (reads TF_CONFIG)
     strategy: str = "default"

@@ -7,6 +7,7 @@ import numpy as np
 
 from evaluation.ap import average_precision
 from models.features import LABELS, SOURCES
+from models.preprocessing import PRIOR_IMPRESSIONS_RAW
 from models.tasks import Task, stream_head
 
 
@@ -19,8 +20,9 @@ def score_dataset(model, dataset) -> Dict[str, np.ndarray]:
         logits = model(batch, training=False)
         for name, value in logits.items():
             chunks.setdefault(name, []).append(tf.sigmoid(value).numpy())
-        for key in LABELS + ("source",):
-            chunks.setdefault(key, []).append(batch[key].numpy())
+        for key in LABELS + ("source", PRIOR_IMPRESSIONS_RAW):
+            if key in batch:
+                chunks.setdefault(key, []).append(batch[key].numpy())
     return {k: np.concatenate(v) for k, v in chunks.items()}
 
 

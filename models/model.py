@@ -42,7 +42,9 @@ class MultiTaskModel(tfrs.Model):
         for name, table in categorical_inputs():
             if table not in self.embeddings:
                 dim = cfg.list_embedding_dim if table == PODCAST_VOCAB else cfg.embedding_dim
-                self.embeddings[table] = tf.keras.layers.Embedding(cardinalities[table], dim, name=f"emb_{table}")
+                reg = tf.keras.regularizers.l2(cfg.embedding_l2) if cfg.embedding_l2 else None
+                self.embeddings[table] = tf.keras.layers.Embedding(cardinalities[table], dim, name=f"emb_{table}",
+                                                                   embeddings_regularizer=reg)
         self.encoder = tf.keras.Sequential(
             [layer for units in cfg.encoder_units
              for layer in (tf.keras.layers.Dense(units, activation="relu"), tf.keras.layers.Dropout(cfg.dropout))],

@@ -7,7 +7,8 @@ or [batch, LIST_LENGTH]:
 - hash features: hash buckets (high-cardinality ids);
 - numeric features: z-score of log1p(value);
 - event_time: `hour` and `weekday`;
-- source: its index in SOURCES; labels: passed through as int64.
+- source: its index in SOURCES; labels: passed through as int64;
+- prior_impressions_raw: the raw podcast_prior_impressions, for cold-start reports only.
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ import tensorflow_transform as tft
 from models.features import FEATURES, LABELS, LIST_LENGTH, SOURCES
 
 PODCAST_VOCAB = "podcast_id"
+# Raw earlier-impression count, carried through for cold-start reports; not a model input.
+PRIOR_IMPRESSIONS_RAW = "prior_impressions_raw"
 
 
 def shares_podcast_vocab(field) -> bool:
@@ -70,6 +73,7 @@ def preprocessing_fn(inputs):
             raise ValueError(f"feature {f.name!r}: unknown transform {f.transform!r}")
     for label in LABELS:
         outputs[label] = _dense(inputs[label], 0)
+    outputs[PRIOR_IMPRESSIONS_RAW] = _dense(inputs["podcast_prior_impressions"], 0)
     return outputs
 
 

@@ -86,6 +86,53 @@ def cmd_run(args) -> int:
     return 1 if summary["failed"] else 0
 
 
+def cmd_ablate(args) -> int:
+    from evaluation.ablation import run_ablation
+    from models.config import PRESETS
+
+    presets = [p.strip() for p in args.presets.split(",") if p.strip()] if args.presets else list(PRESETS)
+    unknown = [p for p in presets if p not in PRESETS]
+    if unknown:
+        raise UsageError(f"--presets: unknown {', '.join(unknown)}; presets are {', '.join(PRESETS)}")
+    args.root = os.path.join(args.out, "work")
+    config = _pipeline_config(args)
+    overrides = {}
+    if args.train_steps:
+        overrides["train_steps"] = args.train_steps
+    t0 = time.time()
+    print(f"ablation: {len(presets)} presets x {args.seeds} seeds on {config.data}; reports in {args.out}", flush=True)
+    table = run_ablation(config, presets, args.seeds, args.out, overrides)
+    from evaluation.tables import ablation_markdown
+
+    print(ablation_markdown(table))
+    print(f"wrote ablation.* and cold_start.* to {args.out} in {time.time() - t0:.0f} s")
+    return 0
+
+
+def _tabs(text):
+    try:
+        return tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated tab numbers, got {text!r}")
+
+
+def cmd_convert_kuairand(args) -> int:
+    from datagen.kuairand import InputError, convert_to_logs
+    from datagen.logs import read_logs
+    from datagen.summary import format_summary, summarize
+
+    t0 = time.time()
+    try:
+        stats = convert_to_logs(args.src, args.out, args.promotions_tabs, args.ads_tabs)
+    except InputError as e:
+        raise UsageError(str(e))
+    print(json.dumps(stats, indent=1))
+    print(format_summary(summarize(read_logs(args.out))))
+    print(f"wrote {stats['rows']:,} impressions to {args.out} in {time.time() - t0:.1f} s "
+          f"(KuaiRand, CC BY-SA 4.0: derived logs carry the same licence)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="podcast-mtl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -113,6 +160,24 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--eval-days", type=_positive("--eval-days"), default=3)
     r.add_argument("--seed", type=int, default=7, help="seed of the default logs and of training")
     r.set_defaults(func=cmd_run)
+
+    a = sub.add_parser("ablate", help="train every preset on the same data and report per-source AP")
+    a.add_argument("--data", help="day-partitioned impression logs (default: synthetic logs under OUT/work/data)")
+    a.add_argument("--out", default="runs/ablation", help="reports and the shared pipeline outputs")
+    a.add_argument("--seeds", type=_positive("--seeds"), default=3)
+    a.add_argument("--presets", help=f"comma-separated subset of: {', '.join(PRESETS)}")
+    a.add_argument("--train-steps", type=_positive("--train-steps"))
+    a.add_argument("--test-days", type=_positive("--test-days"), default=5)
+    a.add_argument("--eval-days", type=_positive("--eval-days"), default=3)
+    a.add_argument("--seed", type=int, default=7, help="seed of the default synthetic logs")
+    k = sub.add_parser("convert-kuairand", help="convert KuaiRand-Pure logs to this project's log format")
+    k.add_argument("--src", required=True, help="folder with the KuaiRand-Pure log and feature files")
+    k.add_argument("--out", required=True, type=_out_folder)
+    k.add_argument("--promotions-tabs", type=_tabs, default=(1,), help="tabs mapped to promotions (default 1)")
+    k.add_argument("--ads-tabs", type=_tabs, help="tabs mapped to ads (default: every other tab)")
+    k.set_defaults(func=cmd_convert_kuairand)
+
+    a.set_defaults(func=cmd_ablate, beam_arg=None, serving_dir=None, preset="unified")
     return parser
 
 

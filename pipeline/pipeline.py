@@ -20,7 +20,8 @@ COMPONENT_ORDER = ("TemporalExampleGen", "StatisticsGen", "ImportSchemaGen", "Ex
                    "Transform", "Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher")
 
 
-def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
+def data_components(config: PipelineConfig) -> list:
+    """ExampleGen through Transform: the part every model variant shares."""
     example_gen = TemporalExampleGen(input_base=config.data, split=config.split)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = tfx.components.ImportSchemaGen(schema_file=os.path.join(config.schema_dir, SCHEMA_FILE))
@@ -31,6 +32,24 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         examples=example_gen.outputs["examples"], schema=gate.outputs["validated_schema"],
         preprocessing_fn="models.preprocessing.preprocessing_fn",
         splits_config=tfx.proto.SplitsConfig(analyze=["train"], transform=["train", "eval", "test"]))
+    return [example_gen, statistics_gen, schema_gen, example_validator, gate, transform]
+
+
+def _pipeline(config: PipelineConfig, components: list) -> tfx.dsl.Pipeline:
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.name, pipeline_root=config.pipeline_root, components=components, enable_cache=True,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata),
+        beam_pipeline_args=list(config.beam_args))
+
+
+def create_data_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
+    """ExampleGen .. Transform only (the ablation study trains its variants on this output)."""
+    return _pipeline(config, data_components(config))
+
+
+def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
+    data = data_components(config)
+    example_gen, transform = data[0], data[-1]
     trainer = tfx.components.Trainer(
         run_fn="models.trainer.run_fn",
         examples=transform.outputs["transformed_examples"], transform_graph=transform.outputs["transform_graph"],
@@ -50,10 +69,4 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving)))
-    return tfx.dsl.Pipeline(
-        pipeline_name=config.name, pipeline_root=config.pipeline_root,
-        components=[example_gen, statistics_gen, schema_gen, example_validator, gate, transform, trainer,
-                    resolver, evaluator, pusher],
-        enable_cache=True,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata),
-        beam_pipeline_args=list(config.beam_args))
+    return _pipeline(config, data + [trainer, resolver, evaluator, pusher])

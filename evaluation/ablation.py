@@ -1,0 +1,173 @@
+"""`podcast-mtl ablate`: every preset trained on the same ExampleGen and Transform outputs
+(computed once, by the real TFX components, and cached), scored on the test split.
+
+Writes ablation.json / .md / .png and cold_start.json / .md / .png into the output folder.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from evaluation import tables
+from models.features import SOURCES, TRUTH_PREFIX
+
+COLD_START_MODELS = ("promotions_baseline", "ads_only", "unified")
+
+
+def prepare_data(config, progress=print) -> Dict:
+    """Runs ExampleGen .. Transform (cached across calls); returns the Transform output paths."""
+    from tfx import v1 as tfx
+
+    from pipeline.local_runner import _log_to_file
+    from pipeline.pipeline import create_data_pipeline
+    from pipeline.run_summary import executions_since
+
+    _log_to_file(config.root)
+    since = int(time.time() * 1000)
+    t0 = time.time()
+    progress(f"ExampleGen .. Transform on {config.data} (cached when unchanged) ...")
+    tfx.orchestration.LocalDagRunner().run(create_data_pipeline(config))
+    rows = executions_since(config.metadata, since)
+    transform = [r for r in rows if r["component"] == "Transform"][-1]
+    progress(f"  data ready in {time.time() - t0:.0f} s ({transform['state']})")
+    graph = transform["outputs"]["TransformGraph"][0].uri
+    examples = transform["outputs"]["Examples"][0].uri
+    return {"graph": graph, "files": {s: os.path.join(examples, f"Split-{s}", "*.gz") for s in ("train", "eval", "test")}}
+
+
+def oracle_ap(data: str, split) -> Optional[Dict[str, float]]:
+    """AP of ranking the test split by the generator's true probability (synthetic logs only)."""
+    from datagen.logs import partition_days, read_logs
+    from evaluation.ap import average_precision
+
+    truth = TRUTH_PREFIX + "stream"
+    try:
+        df = read_logs(data, columns=["event_time", "source", "stream", truth])
+    except Exception:  # real logs have no true probability
+        return None
+    _, bounds = split.resolve(partition_days(data))
+    lo, hi = bounds["test"]
+    test = df[(df.event_time >= lo) & (df.event_time < hi)]
+    return {s: average_precision(test.stream[test.source == s], test[truth][test.source == s]) for s in SOURCES}
+
+
+def run_ablation(config, presets: Sequence[str], seeds: int, out: str, model_overrides: Optional[Dict] = None,
+                 progress=print) -> Dict:
+    import tensorflow as tf
+
+    from models.config import preset
+    from models.evaluate import score_dataset, stream_ap_by_source
+    from models.preprocessing import PRIOR_IMPRESSIONS_RAW
+    from models.sampling import eval_dataset
+    from models.tasks import stream_head
+    from models.trainer import train
+
+    import tensorflow_transform as tft
+
+    os.makedirs(out, exist_ok=True)
+    data = prepare_data(config, progress)
+    tft_out = tft.TFTransformOutput(data["graph"])
+    spec = tft_out.transformed_feature_spec()
+    runs: Dict[str, List[Dict[str, float]]] = {}
+    scored: Dict[str, List[Dict]] = {}
+    total, k, t_all = len(presets) * seeds, 0, time.time()
+    for name in presets:
+        for seed in range(seeds):
+            k += 1
+            t0 = time.time()
+            cfg = preset(name, seed=seed, **(model_overrides or {}))
+            model = train(cfg, tft_out, data["files"]["train"], data["files"]["eval"], verbose=False)
+            s = score_dataset(model, eval_dataset(data["files"]["test"], spec))
+            ap = stream_ap_by_source(model.task_rows, s)
+            runs.setdefault(name, []).append(ap)
+            if name in COLD_START_MODELS:
+                per_source = {}
+                for source in SOURCES:
+                    rows = s["source"] == SOURCES.index(source)
+                    per_source[source] = {"labels": s["stream"][rows],
+                                          "scores": s[stream_head(model.task_rows, source)][rows],
+                                          "prior": s[PRIOR_IMPRESSIONS_RAW][rows]}
+                scored.setdefault(name, []).append(per_source)
+            stopped = len(model.history.history["loss"]) * min(cfg.eval_every_steps, cfg.train_steps)
+            progress(f"[{k}/{total}] {name} seed {seed}: test AP promotions={ap['promotions']:.4f} "
+                     f"ads={ap['ads']:.4f} ({stopped} steps, {time.time() - t0:.0f} s; "
+                     f"{time.time() - t_all:.0f} s so far)")
+            tf.keras.backend.clear_session()
+    table = tables.ablation_table(runs, oracle_ap(config.data, config.split))
+    cold = tables.cold_start_table(scored, SOURCES, COLD_START_MODELS) if scored else []
+    write_reports(table, cold, out, meta={"data": config.data, "seeds": seeds, "presets": list(presets),
+                                          "split": json.loads(config.split.to_json()),
+                                          "model_overrides": model_overrides or {},
+                                          "seconds": round(time.time() - t_all)})
+    return table
+
+
+def write_reports(table: Dict, cold: List[Dict], out: str, meta: Dict) -> None:
+    with open(os.path.join(out, "ablation.json"), "w") as f:
+        json.dump(dict(table, meta=meta), f, indent=1)
+    with open(os.path.join(out, "ablation.md"), "w") as f:
+        f.write(tables.ablation_markdown(table))
+    with open(os.path.join(out, "cold_start.json"), "w") as f:
+        json.dump({"rows": cold, "models": list(COLD_START_MODELS), "meta": meta}, f, indent=1)
+    with open(os.path.join(out, "cold_start.md"), "w") as f:
+        f.write(tables.cold_start_markdown(cold, COLD_START_MODELS) if cold else "no cold-start models were run\n")
+    _ablation_chart(table, os.path.join(out, "ablation.png"))
+    _cold_start_chart(cold, os.path.join(out, "cold_start.png"))
+
+
+def _ablation_chart(table: Dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(table["variants"])
+    fig, axes = plt.subplots(1, 2, figsize=(13, 0.55 * len(names) + 2.2), sharey=True)
+    for ax, key, title in zip(axes, ("promotions_ap", "ads_ap"), ("Promotions AP (test)", "Ads AP (test)")):
+        means = [table["variants"][n][key]["mean"] for n in names]
+        stds = [table["variants"][n][key]["std"] for n in names]
+        colors = ["#1f77b4" if n.startswith("unified") else "#7f7f7f" if n == "pooled_stream_only" else "#ff7f0e"
+                  for n in names]
+        ax.barh(range(len(names)), means, xerr=stds, color=colors, capsize=3)
+        oracle = table["oracle"].get(key)
+        if oracle is not None:
+            ax.axvline(oracle, color="k", linestyle="--", linewidth=1, label=f"oracle {oracle:.3f}")
+            ax.legend(loc="lower right")
+        for i, m in enumerate(means):
+            ax.text(m, i, f" {m:.3f}", va="center", fontsize=8)
+        ax.set_title(title)
+        ax.set_xlabel("average precision (mean ± std over seeds)")
+    axes[0].set_yticks(range(len(names)))
+    axes[0].set_yticklabels([tables.ROW_LABELS.get(n, n) for n in names], fontsize=8)
+    axes[0].invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _cold_start_chart(rows: List[Dict], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(SOURCES), figsize=(12, 4.2))
+    for ax, source in zip(np.atleast_1d(axes), SOURCES):
+        sel = [r for r in rows if r["source"] == source]
+        x = np.arange(len(sel))
+        width = 0.8 / len(COLD_START_MODELS)
+        for i, m in enumerate(COLD_START_MODELS):
+            vals = [r["ap"].get(m) or 0.0 for r in sel]
+            ax.bar(x + i * width, vals, width, label=m)
+        ax.set_xticks(x + width * (len(COLD_START_MODELS) - 1) / 2)
+        ax.set_xticklabels([f"{r['bucket']}\n(n={r['impressions']:,})" for r in sel], fontsize=7)
+        ax.set_title(f"{source}: stream AP by podcast popularity before the impression")
+        ax.set_ylabel("AP (mean over seeds)")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
