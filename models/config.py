@@ -33,7 +33,7 @@ class ModelConfig:
     batch_size: int = 1024
     train_steps: int = 1500
     eval_every_steps: int = 100  # ads overfit within a few hundred balanced steps: check often
-    early_stopping_patience: int = 3
+    early_stopping_patience: int = 2
     max_eval_examples: int = 100_000
     shuffle_buffer: int = 20_000
     seed: int = 0

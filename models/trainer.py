@@ -40,6 +40,7 @@ class StreamAPCallback(tf.keras.callbacks.Callback):
                  verbose: bool = True):
         super().__init__()
         self.dataset, self.tasks, self.sources = dataset, tuple(tasks), tuple(sources)
+        self._batches = None  # the eval split, read and parsed once, then scored from memory
         self.interval, self.total, self.verbose = interval, total, verbose
         self._t0 = time.time()
 
@@ -49,7 +50,9 @@ class StreamAPCallback(tf.keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
         took = time.time() - self._t0
-        ap = stream_ap_by_source(self.tasks, score_dataset(self.model, self.dataset))
+        if self._batches is None:
+            self._batches = list(self.dataset)
+        ap = stream_ap_by_source(self.tasks, score_dataset(self.model, self._batches))
         for source, value in ap.items():
             logs[f"{MONITOR}_{source}"] = value
         logs[MONITOR] = float(np.nanmean([ap[s] for s in self.sources]))
