@@ -52,6 +52,8 @@ def train_dataset(file_pattern, feature_spec: Dict, cfg: ModelConfig, batch_size
     examples = read_examples(file_pattern, feature_spec, counter)
     if cfg.mix != BALANCED or len(cfg.train_sources) == 1:
         ds = _of_sources(examples, cfg.train_sources)
+        if set(cfg.train_sources) <= set(cfg.cache_sources):  # e.g. ads-only: one read, then from memory
+            ds = ds.cache()
         ds = ds.shuffle(cfg.shuffle_buffer, seed=cfg.seed).repeat()
     else:
         shares = cfg.shares()
