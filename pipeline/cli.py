@@ -30,6 +30,19 @@ def _positive(name):
     return parse
 
 
+def _floor(text):
+    from models.features import SOURCES
+
+    source, _, value = text.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        number = None
+    if source not in SOURCES or number is None or not 0 <= number <= 1:
+        raise argparse.ArgumentTypeError(f"expected SOURCE=AP with SOURCE in {SOURCES} and AP in [0, 1], got {text!r}")
+    return source, number
+
+
 def _out_folder(text):
     if os.path.exists(text) and not os.path.isdir(text):
         raise argparse.ArgumentTypeError(f"{text} exists and is not a folder")
@@ -68,6 +81,8 @@ def _pipeline_config(args):
     config = PipelineConfig(data=data, root=args.root, serving_dir=args.serving_dir,
                             split=TemporalSplit(test_days=args.test_days, eval_days=args.eval_days),
                             beam_args=tuple(DEFAULT_BEAM_ARGS) + tuple(args.beam_arg or ()))
+    if getattr(args, "ap_floor", None):
+        config = config.replace(ap_floor=tuple({**config.floors, **dict(args.ap_floor)}.items()))
     overrides = {"seed": args.seed}
     if args.train_steps:
         overrides["train_steps"] = args.train_steps
@@ -155,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--beam-arg", action="append", metavar="ARG",
                    help="passed to Beam unchanged (repeat), e.g. --beam-arg=--runner=DataflowRunner")
     r.add_argument("--serving-dir", help="where blessed models are pushed (default ROOT/serving)")
+    r.add_argument("--ap-floor", type=_floor, action="append", metavar="SOURCE=AP",
+                   help="blessing floor of a source's test stream AP (default promotions=0.08, ads=0.04)")
     r.add_argument("--train-steps", type=_positive("--train-steps"))
     r.add_argument("--test-days", type=_positive("--test-days"), default=5)
     r.add_argument("--eval-days", type=_positive("--eval-days"), default=3)
