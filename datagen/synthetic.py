@@ -152,7 +152,6 @@ def generate(cfg: GeneratorConfig) -> pd.DataFrame:
     slot = np.minimum(rng.geometric(.3, n), 10)
     layout = rng.choice(len(LAYOUTS), n, p=[.6, .3, .1])
     fmt = rng.choice(len(AD_FORMATS), n, p=[.5, .2, .3])
-    n_campaigns = max(1, int(advertises.sum()))
     campaign_of_pod = np.cumsum(advertises) - 1
     creative_k = rng.integers(0, 4, n)
     creative_quality = rng.normal(0, .5, (n_pod, 4, len(AD_FORMATS)))[pod, creative_k, fmt]
@@ -201,5 +200,4 @@ def generate(cfg: GeneratorConfig) -> pd.DataFrame:
         **{TRUTH_PREFIX + k: v for k, v in p.items()},
     })
     assert set(labels) == set(LABELS)
-    del n_campaigns
     return add_popularity(df)

@@ -87,7 +87,7 @@ def cardinalities(tf_transform_output) -> dict:
         elif f.transform == "source":
             sizes[f.name] = len(SOURCES)
         elif f.transform in ("list", "vocab") and shares_podcast_vocab(f):
-            sizes[f.name] = podcast_size + max(f.buckets, _podcast_oov()) + 1
+            sizes[f.name] = podcast_size + _podcast_oov() + 1  # one table for every podcast-id input
         elif f.transform == "vocab":
             sizes[f.name] = tf_transform_output.vocabulary_size_by_name(f.name) + f.buckets
         elif f.transform == "hash":

@@ -187,14 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--test-days", type=_positive("--test-days"), default=5)
     a.add_argument("--eval-days", type=_positive("--eval-days"), default=3)
     a.add_argument("--seed", type=int, default=7, help="seed of the default synthetic logs")
+    a.set_defaults(func=cmd_ablate, beam_arg=None, serving_dir=None, preset="unified")
+
     k = sub.add_parser("convert-kuairand", help="convert KuaiRand-Pure logs to this project's log format")
     k.add_argument("--src", required=True, help="folder with the KuaiRand-Pure log and feature files")
     k.add_argument("--out", required=True, type=_out_folder)
     k.add_argument("--promotions-tabs", type=_tabs, default=(1,), help="tabs mapped to promotions (default 1)")
     k.add_argument("--ads-tabs", type=_tabs, help="tabs mapped to ads (default: every other tab)")
     k.set_defaults(func=cmd_convert_kuairand)
-
-    a.set_defaults(func=cmd_ablate, beam_arg=None, serving_dir=None, preset="unified")
     return parser
 
 

@@ -1,6 +1,9 @@
 """Shared fixtures: small generated logs and one small real pipeline run, reused by many tests."""
 import glob
+import json
 import os
+import subprocess
+import sys
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -42,6 +45,22 @@ def pipeline_run(small_logs, tmp_path_factory):
     config = small_pipeline_config(small_logs, root)
     summary = run_pipeline(config, quiet=True)
     return {"config": config, "summary": summary, "root": root}
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_python(args):
+    """Runs `python ARGS` in a fresh process with the repository importable."""
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=REPO))
+
+
+def score_in_fresh_process(model_dir, pattern, n):
+    """tests/score_saved_model.py in a fresh process: {signature: {head: probabilities}}."""
+    r = run_python([os.path.join(REPO, "tests", "score_saved_model.py"), model_dir, pattern, str(n)])
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 def latest_artifact(root, component, output):

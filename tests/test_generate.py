@@ -1,5 +1,4 @@
 """The synthetic log generator: determinism, fields per source, rates, popularity, cold start, errors."""
-import os
 import subprocess
 import sys
 

@@ -3,8 +3,6 @@ import glob
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import pandas as pd
 import pyarrow as pa
@@ -14,19 +12,11 @@ import pytest
 from datagen.logs import arrow_schema
 from models.features import LABELS, SOURCES
 from pipeline.pipeline import COMPONENT_ORDER
-from tests.conftest import latest_artifact, small_pipeline_config
+from tests.conftest import latest_artifact, run_python, score_in_fresh_process
 
 pytestmark = pytest.mark.slow
-HERE = os.path.dirname(os.path.abspath(__file__))
 COMPONENTS = {"TemporalExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "ValidationGate",
               "Transform", "Trainer", "Resolver", "Evaluator", "Pusher"}
-
-
-def _score(model_dir, pattern, n=8):
-    r = subprocess.run([sys.executable, os.path.join(HERE, "score_saved_model.py"), model_dir, pattern, str(n)],
-                       capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=os.path.dirname(HERE)))
-    assert r.returncode == 0, r.stderr[-3000:]
-    return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 def test_end_to_end_run_blesses_and_pushes(pipeline_run, small_logs):
@@ -50,7 +40,7 @@ def test_end_to_end_run_blesses_and_pushes(pipeline_run, small_logs):
 
 def test_pushed_model_scores_raw_examples_in_a_fresh_process(pipeline_run):
     pattern = os.path.join(latest_artifact(pipeline_run["root"], "TemporalExampleGen", "examples"), "Split-test", "*.gz")
-    scored = _score(pipeline_run["summary"]["pushed_model"], pattern)
+    scored = score_in_fresh_process(pipeline_run["summary"]["pushed_model"], pattern, 8)
     heads = set(pipeline_run["config"].model.heads)
     assert set(scored["serving_default"]) == heads == set(scored["serving_raw"])
     for head in heads:
@@ -106,9 +96,8 @@ def test_corrupted_day_stops_at_the_gate_and_pushes_nothing(pipeline_run, small_
     root = str(tmp_path / "run")
     serving = pipeline_run["config"].serving
     serving_before = sorted(os.listdir(serving))
-    r = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--data", data, "--root", root,
-                        "--serving-dir", serving, "--test-days", "3", "--eval-days", "2", "--train-steps", "5"],
-                       capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=os.path.dirname(HERE)))
+    r = run_python(["-m", "pipeline.cli", "run", "--data", data, "--root", root, "--serving-dir", serving,
+                    "--test-days", "3", "--eval-days", "2", "--train-steps", "5"])
     assert r.returncode == 1, r.stdout[-2000:] + r.stderr[-2000:]
     summary = json.load(open(os.path.join(root, "summary.json")))
     reason = summary["not_pushed_reason"]

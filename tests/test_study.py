@@ -1,8 +1,5 @@
 """The ablation and cold-start reports: table assembly, relative changes, and a tiny real run."""
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -10,8 +7,8 @@ import pytest
 from evaluation.tables import (ablation_markdown, ablation_table, cold_start_markdown, cold_start_table,
                                top_fraction_rate)
 from models.features import popularity_bucket
+from tests.conftest import run_python
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def test_ablation_table_means_stds_and_relative_changes():
@@ -73,10 +70,9 @@ def test_cold_start_rows_and_gains():
 @pytest.mark.slow
 def test_ablate_on_tiny_data_writes_all_reports(small_logs, tmp_path):
     out = tmp_path / "study"
-    r = subprocess.run([sys.executable, "-m", "pipeline.cli", "ablate", "--data", small_logs, "--out", str(out),
-                        "--seeds", "1", "--presets", "promotions_baseline,unified", "--train-steps", "20",
-                        "--test-days", "3", "--eval-days", "2"],
-                       capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=os.path.dirname(HERE)))
+    r = run_python(["-m", "pipeline.cli", "ablate", "--data", small_logs, "--out", str(out), "--seeds", "1",
+                    "--presets", "promotions_baseline,unified", "--train-steps", "20", "--test-days", "3",
+                    "--eval-days", "2"])
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     assert "[2/2] unified seed 0" in r.stdout
     for name in ("ablation.json", "ablation.md", "ablation.png", "cold_start.json", "cold_start.md", "cold_start.png"):
@@ -90,6 +86,5 @@ def test_ablate_on_tiny_data_writes_all_reports(small_logs, tmp_path):
 
 
 def test_bad_preset_is_a_usage_error(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "pipeline.cli", "ablate", "--presets", "best", "--out", str(tmp_path)],
-                       capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=os.path.dirname(HERE)))
+    r = run_python(["-m", "pipeline.cli", "ablate", "--presets", "best", "--out", str(tmp_path)])
     assert r.returncode == 2 and "unknown best" in r.stderr

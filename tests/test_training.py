@@ -1,25 +1,21 @@
 """Training on real Transform output: balanced batches, every preset, a sixth task end to end."""
 import dataclasses
-import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from models.config import PRESETS, preset
 from models.features import SOURCES
 from models.sampling import train_dataset
 from models.tasks import TASKS, Task
 from models.trainer import train
+from tests.conftest import run_python, score_in_fresh_process
 
 pytestmark = pytest.mark.slow
 ADS = SOURCES.index("ads")
 FAST = dict(train_steps=6, eval_every_steps=3, batch_size=128, shuffle_buffer=2000, max_eval_examples=3000,
             encoder_units=(32,), tower_units=(8,))
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def _shares(ds, n):
@@ -81,16 +77,8 @@ def test_a_sixth_task_trains_and_serves_end_to_end(transformed, pipeline_run, tm
     out = str(tmp_path / "model")
     export(model, tft_out, out)
     raw = os.path.join(pipeline_run["root"], "pipeline", "TemporalExampleGen", "examples", "*", "Split-test", "*.gz")
-    scored = _score_in_fresh_process(out, raw, 4)
+    scored = score_in_fresh_process(out, raw, 4)
     assert set(scored["serving_default"]) == {t.name for t in table}
-
-
-def _score_in_fresh_process(model_dir, pattern, n):
-    env = dict(os.environ, PYTHONPATH=os.path.dirname(HERE))
-    r = subprocess.run([sys.executable, os.path.join(HERE, "score_saved_model.py"), model_dir, pattern, str(n)],
-                       capture_output=True, text=True, env=env)
-    assert r.returncode == 0, r.stderr[-3000:]
-    return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 def test_mirrored_strategy_trains_on_two_replicas(transformed):
@@ -110,8 +98,7 @@ model = train(cfg, tft.TFTransformOutput({graph_dir!r}), {files['train']!r}, {fi
 print("REPLICAS", tf.distribute.get_strategy().num_replicas_in_sync, model.distribute_strategy.num_replicas_in_sync)
 print("LOSS", model.history.history["loss"][-1])
 """
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       env=dict(os.environ, PYTHONPATH=os.path.dirname(HERE)))
+    r = run_python(["-c", code])
     assert r.returncode == 0, r.stderr[-3000:]
     lines = dict(line.split(" ", 1) for line in r.stdout.splitlines() if line.startswith(("REPLICAS", "LOSS")))
     assert lines["REPLICAS"].split()[-1] == "2"
