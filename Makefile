@@ -9,7 +9,7 @@ PY310 ?= $(shell for c in python3.10 $$(ls -d $$(pyenv root 2>/dev/null)/version
 export TF_USE_LEGACY_KERAS := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: setup test test-fast run ablate bench clean
+.PHONY: setup test test-fast lint-imports run ablate bench clean
 
 setup:
 	@test -n "$(PY310)" || { echo "error: Python 3.10 not found (neither python3.10 on PATH nor \$$(pyenv root)/versions/3.10.*)" >&2; exit 2; }
@@ -17,11 +17,14 @@ setup:
 	@if [ -x $(PY) ] && ! $(PY) -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null; then rm -rf $(VENV); fi
 	@[ -x $(PY) ] || $(PY310) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade "pip==26.3" "setuptools==84.2.1" "wheel==0.48.0"
-	$(PY) -m pip install -q -c constraints.txt -e .
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
 	@$(PY) -c 'import tfx, tensorflow as tf; print("tfx", tfx.__version__, "tensorflow", tf.__version__)'
 
-test:
+test: lint-imports
 	$(PY) -m pytest -q tests components
+
+lint-imports:
+	$(VENV)/bin/lint-imports --no-cache
 
 test-fast:
 	$(PY) -m pytest -q -m "not slow" tests components

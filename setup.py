@@ -1,7 +1,7 @@
 """podcast-mtl: a TFX pipeline for one multi-task model over podcast ads and promotions."""
 from setuptools import find_packages, setup
 
-PACKAGES = ["pipeline", "components", "models", "schemas", "datagen", "evaluation"]
+PACKAGES = ["core", "schemas", "datagen", "components", "models", "evaluation", "study", "pipeline"]
 
 setup(
     name="podcast-mtl",
@@ -23,7 +23,7 @@ setup(
         "pandas",
         "scikit-learn",
         "matplotlib",
-        "pytest",
     ],
+    extras_require={"dev": ["pytest", "import-linter"]},
     entry_points={"console_scripts": ["podcast-mtl=pipeline.cli:main"]},
 )

@@ -1,6 +1,6 @@
 """Training throughput vs the input pipeline alone, on a pipeline run's Transform output.
 
-    python bench/train_throughput.py [--root runs/default] [--preset unified] [--steps 300]
+    python bench/train_throughput.py [--root ROOT] [--preset unified] [--steps 300]
 
 Prints examples/second of (a) the input pipeline alone, (b) training (forward, backward,
 update) fed by it, their ratio, and the read amplification of balanced sampling: records read
@@ -20,6 +20,7 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
 
 from models.config import preset  # noqa: E402
+from pipeline.configs import DEFAULT_ROOT  # noqa: E402
 from models.model import build_model, dummy_features  # noqa: E402
 from models.preprocessing import cardinalities  # noqa: E402
 from models.sampling import train_dataset  # noqa: E402
@@ -58,7 +59,7 @@ def train_rate(files, spec, cfg, tft_out, steps, warmup=20):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--root", default="runs/default")
+    p.add_argument("--root", default=DEFAULT_ROOT)
     p.add_argument("--preset", default="unified")
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--batch-size", type=int, default=1024)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Dict
 
-from datagen.logs import read_manifest, write_logs
+from core.logs import read_manifest, write_logs
 from datagen.summary import format_summary, summarize
 from datagen.synthetic import GeneratorConfig, generate
 

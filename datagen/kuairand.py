@@ -18,8 +18,8 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from datagen.logs import add_popularity, write_logs
-from models.features import LIST_LENGTH
+from core.logs import add_popularity, write_logs
+from core.fields import LIST_LENGTH
 
 LOG_FILE = "log_standard_pure_20220425_20220508.parquet"
 USER_FILE = "user_features_pure.csv"

@@ -5,11 +5,10 @@ from typing import Dict
 
 import pandas as pd
 
-from datagen.logs import DAY, day_name, day_of
-from evaluation.ap import average_precision
-from models.features import LABELS, SOURCES, TRUTH_PREFIX
+from core.days import day_name, day_of
+from core.ap import average_precision
+from core.fields import COLD_START_PRIOR, LABELS, SOURCES, TRUTH_PREFIX
 
-COLD_START_PRIOR = 10
 LAST_DAYS = 5
 
 

@@ -14,8 +14,9 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from models.features import LABELS, TRUTH_PREFIX
-from datagen.logs import DAY, add_popularity
+from core.fields import LABELS, TRUTH_PREFIX
+from core.days import DAY
+from core.logs import add_popularity
 
 START = dt.datetime(2026, 1, 5, tzinfo=dt.timezone.utc)  # a Monday
 DIM = 8

@@ -13,8 +13,8 @@ from typing import Dict, Sequence
 import tensorflow_model_analysis as tfma
 from google.protobuf import wrappers_pb2
 
-from models.features import SOURCES
-from models.tasks import Task, stream_head
+from core.fields import SOURCES
+from core.tasks import Task, stream_head
 
 SLICES = (tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=["source"]),
           tfma.SlicingSpec(feature_keys=["source", "popularity_bucket"]))

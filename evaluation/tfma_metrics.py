@@ -1,7 +1,7 @@
 """Exact (step-wise) Average Precision as a TFMA metric, usable in slices and thresholds.
 
 TFMA's own `AUCPrecisionRecall` is an interpolated PR-AUC over buckets; this metric keeps every
-(label, prediction, weight) of the slice and computes `evaluation.ap.average_precision`, which
+(label, prediction, weight) of the slice and computes `core.ap.average_precision`, which
 equals sklearn's `average_precision_score`.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 from tensorflow_model_analysis.metrics import metric_types, metric_util
 from tensorflow_model_analysis.proto import config_pb2
 
-from evaluation.ap import average_precision
+from core.ap import average_precision
 
 EXACT_AP_NAME = "exact_average_precision"
 

@@ -5,9 +5,10 @@ import dataclasses
 import json
 from typing import Dict, Optional, Tuple
 
-from models.features import SOURCES
-from models.tasks import TASKS, Task
+from core.fields import SOURCES
+from core.tasks import TASKS, Task
 
+MODEL_CONFIG_KEY = "model_config"  # the Trainer's custom_config key holding ModelConfig.to_json()
 BALANCED = "balanced"
 NATURAL = "natural"
 
@@ -81,6 +82,17 @@ class ModelConfig:
 
 
 _ANCILLARY = ("click", "like", "follow")
+
+PRESET_HELP: Dict[str, str] = {
+    "promotions_baseline": "Promotions baseline (stream + ancillary heads)",
+    "promotions_stream_only": "Promotions stream-head only",
+    "ads_only": "Ads-only model",
+    "ads_only_ancillary": "Ads-only model + ancillary heads",
+    "unified": "Unified promotions + ads 5-task MTL",
+    "unified_no_mask": "Unified, no loss mask",
+    "unified_natural_mix": "Unified, natural source mix",
+    "pooled_stream_only": "Pooled data, one stream head (control)",
+}
 
 PRESETS: Dict[str, Dict] = {
     # promotions-only production baseline: stream + ancillary heads on promotion impressions

@@ -12,7 +12,7 @@ from typing import Dict
 
 import tensorflow as tf
 
-from models.features import FEATURE_NAMES, FEATURES
+from core.fields import FEATURE_NAMES, FEATURES
 
 SERVING_DEFAULT = "serving_default"
 SERVING_RAW = "serving_raw"
@@ -72,24 +72,3 @@ def add_signatures(model, tf_transform_output) -> Dict:
 def export(model, tf_transform_output, out_dir: str) -> None:
     signatures = add_signatures(model, tf_transform_output)
     model.save(out_dir, save_format="tf", signatures=signatures)
-
-
-def raw_inputs_from_examples(records, input_specs: Dict[str, tf.TensorSpec]) -> Dict[str, tf.Tensor]:
-    """Builds `serving_raw` inputs from serialized tf.Examples, as a JSON client would send them:
-    scalars, lists padded with "", and "" / 0 where a field is absent."""
-    parsed = [tf.train.Example.FromString(r).features.feature for r in records]
-
-    def values(feature):
-        kind = feature.WhichOneof("kind")
-        return list(getattr(feature, kind).value) if kind else []
-
-    out = {}
-    for name, spec in input_specs.items():
-        pad = b"" if spec.dtype == tf.string else 0
-        rows = [values(p[name]) if name in p else [] for p in parsed]
-        if spec.shape.rank == 2:
-            width = max([len(r) for r in rows] + [1])
-            out[name] = tf.constant([r + [pad] * (width - len(r)) for r in rows], spec.dtype)
-        else:
-            out[name] = tf.constant([r[0] if r else pad for r in rows], spec.dtype)
-    return out

@@ -13,24 +13,13 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from models.config import ModelConfig
-from models.features import FEATURES, LIST_LENGTH, SOURCES
-from models.preprocessing import PODCAST_VOCAB, shares_podcast_vocab
-from models.tasks import Task
+from core.fields import FEATURES, LIST_LENGTH, SOURCES, Transform
+from core.tasks import Task
+from models.preprocessing import PODCAST_VOCAB, model_inputs
 
-
-def categorical_inputs():
-    """Transformed categorical inputs: (name, table) pairs; the podcast table is shared."""
-    names = []
-    for f in FEATURES:
-        if f.transform == "time":
-            names += [("hour", "hour"), ("weekday", "weekday")]
-        elif f.transform in ("vocab", "hash", "source", "list"):
-            names.append((f.name, PODCAST_VOCAB if shares_podcast_vocab(f) else f.name))
-    return names
-
-
-NUMERIC_INPUTS = tuple(f.name for f in FEATURES if f.transform == "numeric")
-LIST_INPUTS = tuple(f.name for f in FEATURES if f.transform == "list")
+CATEGORICAL_INPUTS = tuple((name, table) for name, table in model_inputs() if table)  # podcast table shared
+NUMERIC_INPUTS = tuple(name for name, table in model_inputs() if not table)
+LIST_INPUTS = tuple(f.name for f in FEATURES if f.transform == Transform.LIST)
 
 
 class MultiTaskModel(tfrs.Model):
@@ -39,7 +28,7 @@ class MultiTaskModel(tfrs.Model):
         self.cfg = cfg
         self.task_rows = tuple(tasks)
         self.embeddings = {}
-        for name, table in categorical_inputs():
+        for name, table in CATEGORICAL_INPUTS:
             if table not in self.embeddings:
                 dim = cfg.list_embedding_dim if table == PODCAST_VOCAB else cfg.embedding_dim
                 reg = tf.keras.regularizers.l2(cfg.embedding_l2) if cfg.embedding_l2 else None
@@ -65,7 +54,7 @@ class MultiTaskModel(tfrs.Model):
 
     def encode(self, features: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         parts = []
-        for name, table in categorical_inputs():
+        for name, table in CATEGORICAL_INPUTS:
             ids = features[name]
             emb = self.embeddings[table](ids)
             if name in LIST_INPUTS:  # masked mean over the padded list (id 0 = padding)
@@ -111,7 +100,7 @@ def build_model(cfg: ModelConfig, cardinalities: Dict[str, int], tasks: Sequence
 
 def dummy_features(batch: int = 2) -> Dict[str, tf.Tensor]:
     """A zero batch of every transformed input, to build the model's weights."""
-    out = {name: tf.zeros([batch], tf.int64) for name, _ in categorical_inputs()}
+    out = {name: tf.zeros([batch], tf.int64) for name, _ in CATEGORICAL_INPUTS}
     out.update({name: tf.zeros([batch, LIST_LENGTH], tf.int64) for name in LIST_INPUTS})
     out.update({name: tf.zeros([batch], tf.float32) for name in NUMERIC_INPUTS})
     return out

@@ -1,5 +1,8 @@
-"""Transform's `preprocessing_fn`, driven by the field table in `models/features.py`.
+"""Transform's `preprocessing_fn`, driven by the field table in `core/fields.py`.
 
+One spec per `Transform` kind says, for a field, which model inputs it yields, which embedding
+table each one uses and how big that table is, and how to compute it; `preprocessing_fn`, the
+model's inputs (`model_inputs`) and the embedding sizes (`cardinalities`) are all read from it.
 Analysed on the train split only (Transform's default with a train split). Outputs, all [batch]
 or [batch, LIST_LENGTH]:
 - vocab features: ids from a vocabulary with OOV buckets (podcast ids share one vocabulary with
@@ -12,18 +15,18 @@ or [batch, LIST_LENGTH]:
 """
 from __future__ import annotations
 
+from typing import Dict, List, Tuple
+
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from models.features import FEATURES, LABELS, LIST_LENGTH, SOURCES
+from core.days import DAY, EPOCH_WEEKDAY, HOUR
+from core.fields import FEATURES, LABELS, LIST_LENGTH, SOURCES, Field, Transform
 
 PODCAST_VOCAB = "podcast_id"
 # Raw earlier-impression count, carried through for cold-start reports; not a model input.
 PRIOR_IMPRESSIONS_RAW = "prior_impressions_raw"
-
-
-def shares_podcast_vocab(field) -> bool:
-    return field.vocab_name == PODCAST_VOCAB
+PODCAST_OOV = max(f.buckets for f in FEATURES if f.vocab_name == PODCAST_VOCAB)
 
 
 def _dense(x, default):
@@ -44,56 +47,115 @@ def _pad_list(ids: tf.sparse.SparseTensor) -> tf.Tensor:
     return tf.reshape(tf.sparse.to_dense(ids, default_value=0), [-1, LIST_LENGTH])
 
 
+class _Spec:
+    """A transform kind. `inputs(f)`: (model input, embedding table or None for a dense input)."""
+
+    def inputs(self, f: Field) -> Tuple[Tuple[str, str], ...]:
+        return ((f.name, f.name),)
+
+    def sizes(self, f: Field, tft_output) -> Dict[str, int]:
+        raise NotImplementedError
+
+    def apply(self, f: Field, x, podcast_vocab) -> Dict[str, tf.Tensor]:
+        raise NotImplementedError
+
+
+class _Time(_Spec):
+    def inputs(self, f):
+        return (("hour", "hour"), ("weekday", "weekday"))
+
+    def sizes(self, f, tft_output):
+        return {"hour": 24, "weekday": 7}
+
+    def apply(self, f, x, podcast_vocab):
+        t = _dense(x, 0)
+        return {"hour": (t // HOUR) % 24, "weekday": (t // DAY + EPOCH_WEEKDAY) % 7}
+
+
+class _Source(_Spec):
+    def sizes(self, f, tft_output):
+        return {f.name: len(SOURCES)}
+
+    def apply(self, f, x, podcast_vocab):
+        s = _dense(x, "")
+        return {f.name: tf.add_n([tf.cast(tf.equal(s, name), tf.int64) * i for i, name in enumerate(SOURCES)])}
+
+
+def _podcast_table_size(tft_output) -> int:
+    return tft_output.vocabulary_size_by_name(PODCAST_VOCAB) + PODCAST_OOV + 1  # id 0 = list padding
+
+
+class _List(_Spec):
+    def inputs(self, f):
+        return ((f.name, PODCAST_VOCAB),)
+
+    def sizes(self, f, tft_output):
+        return {PODCAST_VOCAB: _podcast_table_size(tft_output)}
+
+    def apply(self, f, x, podcast_vocab):
+        ids = tft.apply_vocabulary(x, podcast_vocab, num_oov_buckets=f.buckets)
+        return {f.name: _pad_list(tf.SparseTensor(ids.indices, ids.values + 1, ids.dense_shape))}
+
+
+class _Vocab(_Spec):
+    def inputs(self, f):
+        return ((f.name, f.vocab_name),)
+
+    def sizes(self, f, tft_output):
+        if f.vocab_name == PODCAST_VOCAB:
+            return {PODCAST_VOCAB: _podcast_table_size(tft_output)}
+        return {f.name: tft_output.vocabulary_size_by_name(f.name) + f.buckets}
+
+    def apply(self, f, x, podcast_vocab):
+        if f.vocab_name == PODCAST_VOCAB:
+            return {f.name: tft.apply_vocabulary(_dense(x, ""), podcast_vocab, num_oov_buckets=f.buckets) + 1}
+        return {f.name: tft.compute_and_apply_vocabulary(
+            _as_string(_dense(x, "" if x.dtype == tf.string else 0)), num_oov_buckets=f.buckets,
+            vocab_filename=f.name)}
+
+
+class _Hash(_Spec):
+    def sizes(self, f, tft_output):
+        return {f.name: f.buckets}
+
+    def apply(self, f, x, podcast_vocab):
+        return {f.name: tf.strings.to_hash_bucket_fast(_as_string(_dense(x, "")), f.buckets)}
+
+
+class _Numeric(_Spec):
+    def inputs(self, f):
+        return ((f.name, None),)
+
+    def sizes(self, f, tft_output):
+        return {}
+
+    def apply(self, f, x, podcast_vocab):
+        return {f.name: tft.scale_to_z_score(tf.math.log1p(tf.maximum(tf.cast(_dense(x, 0), tf.float32), 0.0)))}
+
+
+SPECS: Dict[Transform, _Spec] = {Transform.TIME: _Time(), Transform.SOURCE: _Source(), Transform.LIST: _List(),
+                                 Transform.VOCAB: _Vocab(), Transform.HASH: _Hash(), Transform.NUMERIC: _Numeric()}
+
+
+def model_inputs() -> List[Tuple[str, str]]:
+    """Every model input as (transformed name, embedding table; None for a dense numeric input)."""
+    return [pair for f in FEATURES for pair in SPECS[f.transform].inputs(f)]
+
+
 def preprocessing_fn(inputs):
-    outputs = {}
     podcast_vocab = tft.vocabulary(_dense(inputs[PODCAST_VOCAB], ""), vocab_filename=PODCAST_VOCAB)
+    outputs = {}
     for f in FEATURES:
-        x = inputs[f.name]
-        if f.transform == "time":
-            t = _dense(x, 0)
-            outputs["hour"] = (t // 3600) % 24
-            outputs["weekday"] = (t // 86400 + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
-        elif f.transform == "source":
-            s = _dense(x, "")
-            outputs[f.name] = tf.add_n([tf.cast(tf.equal(s, name), tf.int64) * i for i, name in enumerate(SOURCES)])
-        elif f.transform == "list":
-            ids = tft.apply_vocabulary(x, podcast_vocab, num_oov_buckets=f.buckets)
-            outputs[f.name] = _pad_list(tf.SparseTensor(ids.indices, ids.values + 1, ids.dense_shape))
-        elif f.transform == "vocab" and shares_podcast_vocab(f):
-            outputs[f.name] = tft.apply_vocabulary(_dense(x, ""), podcast_vocab, num_oov_buckets=f.buckets) + 1
-        elif f.transform == "vocab":
-            outputs[f.name] = tft.compute_and_apply_vocabulary(
-                _as_string(_dense(x, "" if x.dtype == tf.string else 0)), num_oov_buckets=f.buckets,
-                vocab_filename=f.name)
-        elif f.transform == "hash":
-            outputs[f.name] = tf.strings.to_hash_bucket_fast(_as_string(_dense(x, "")), f.buckets)
-        elif f.transform == "numeric":
-            outputs[f.name] = tft.scale_to_z_score(tf.math.log1p(tf.maximum(tf.cast(_dense(x, 0), tf.float32), 0.0)))
-        else:
-            raise ValueError(f"feature {f.name!r}: unknown transform {f.transform!r}")
+        outputs.update(SPECS[f.transform].apply(f, inputs[f.name], podcast_vocab))
     for label in LABELS:
         outputs[label] = _dense(inputs[label], 0)
     outputs[PRIOR_IMPRESSIONS_RAW] = _dense(inputs["podcast_prior_impressions"], 0)
     return outputs
 
 
-def cardinalities(tf_transform_output) -> dict:
-    """Embedding-table size of every categorical model input (transformed name -> size)."""
+def cardinalities(tf_transform_output) -> Dict[str, int]:
+    """Embedding-table size of every table (table name -> rows)."""
     sizes = {}
-    podcast_size = tf_transform_output.vocabulary_size_by_name(PODCAST_VOCAB)
     for f in FEATURES:
-        if f.transform == "time":
-            sizes.update({"hour": 24, "weekday": 7})
-        elif f.transform == "source":
-            sizes[f.name] = len(SOURCES)
-        elif f.transform in ("list", "vocab") and shares_podcast_vocab(f):
-            sizes[f.name] = podcast_size + _podcast_oov() + 1  # one table for every podcast-id input
-        elif f.transform == "vocab":
-            sizes[f.name] = tf_transform_output.vocabulary_size_by_name(f.name) + f.buckets
-        elif f.transform == "hash":
-            sizes[f.name] = f.buckets
+        sizes.update(SPECS[f.transform].sizes(f, tf_transform_output))
     return sizes
-
-
-def _podcast_oov() -> int:
-    return max(f.buckets for f in FEATURES if shares_podcast_vocab(f))

@@ -13,7 +13,7 @@ from typing import Dict, List, Optional
 import tensorflow as tf
 
 from models.config import BALANCED, ModelConfig
-from models.features import SOURCES
+from core.fields import SOURCES
 
 PARSE_BATCH = 2048
 

@@ -11,15 +11,14 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from models.config import ModelConfig
+from models.config import MODEL_CONFIG_KEY, ModelConfig
 from models.evaluate import score_dataset, stream_ap_by_source
 from models.export import export
 from models.model import MultiTaskModel, build_model, dummy_features
 from models.preprocessing import cardinalities
 from models.sampling import eval_dataset, train_dataset
-from models.tasks import TASKS, Task
+from core.tasks import TASKS, Task
 
-MODEL_CONFIG_KEY = "model_config"
 MONITOR = "val_stream_ap"
 
 

@@ -11,7 +11,6 @@ from typing import List, Optional
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO lines go nowhere useful
 import pipeline  # noqa: F401,E402  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
-DEFAULT_ROOT = "runs/default"
 
 
 class UsageError(Exception):
@@ -31,7 +30,7 @@ def _positive(name):
 
 
 def _floor(text):
-    from models.features import SOURCES
+    from core.fields import SOURCES
 
     source, _, value = text.partition("=")
     try:
@@ -66,33 +65,28 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _pipeline_config(args):
-    from components.temporal_example_gen import TemporalSplit
+def _pipeline_config(args, root: str):
+    """The config from the arguments; without --data, the default synthetic logs under the root."""
     from datagen.generate import ensure_logs
     from datagen.synthetic import GeneratorConfig
-    from pipeline.configs import DEFAULT_BEAM_ARGS, PipelineConfig
+    from pipeline.configs import PipelineConfig
 
     data = args.data
     if data is None:
-        data = os.path.join(args.root, "data")
+        data = os.path.join(root, "data")
         ensure_logs(GeneratorConfig(seed=args.seed), data)
     elif not os.path.isdir(data) and "://" not in data:
         raise UsageError(f"--data {data}: no such folder")
-    config = PipelineConfig(data=data, root=args.root, serving_dir=args.serving_dir,
-                            split=TemporalSplit(test_days=args.test_days, eval_days=args.eval_days),
-                            beam_args=tuple(DEFAULT_BEAM_ARGS) + tuple(args.beam_arg or ()))
-    if getattr(args, "ap_floor", None):
-        config = config.replace(ap_floor=tuple({**config.floors, **dict(args.ap_floor)}.items()))
-    overrides = {"seed": args.seed}
-    if args.train_steps:
-        overrides["train_steps"] = args.train_steps
-    return config.with_preset(args.preset, **overrides)
+    try:
+        return PipelineConfig.from_args(args, data=data, root=root)
+    except ValueError as e:
+        raise UsageError(str(e))
 
 
 def cmd_run(args) -> int:
     from pipeline.local_runner import format_summary, run_pipeline
 
-    config = _pipeline_config(args)
+    config = _pipeline_config(args, args.root)
     print(f"running {config.name} (preset {config.preset_name}) on {config.data}; outputs in {config.root}",
           flush=True)
     summary = run_pipeline(config)
@@ -102,22 +96,23 @@ def cmd_run(args) -> int:
 
 
 def cmd_ablate(args) -> int:
-    from evaluation.ablation import run_ablation
+    from study.ablation import run_ablation
     from models.config import PRESETS
 
     presets = [p.strip() for p in args.presets.split(",") if p.strip()] if args.presets else list(PRESETS)
     unknown = [p for p in presets if p not in PRESETS]
     if unknown:
         raise UsageError(f"--presets: unknown {', '.join(unknown)}; presets are {', '.join(PRESETS)}")
-    args.root = os.path.join(args.out, "work")
-    config = _pipeline_config(args)
-    overrides = {}
-    if args.train_steps:
-        overrides["train_steps"] = args.train_steps
+    from pipeline.local_runner import run_data_pipeline
+
+    config = _pipeline_config(args, os.path.join(args.out, "work"))
     t0 = time.time()
     print(f"ablation: {len(presets)} presets x {args.seeds} seeds on {config.data}; reports in {args.out}", flush=True)
-    table = run_ablation(config, presets, args.seeds, args.out, overrides)
-    from evaluation.tables import ablation_markdown
+    print(f"ExampleGen .. Transform on {config.data} (cached when unchanged) ...", flush=True)
+    data = run_data_pipeline(config)
+    overrides = {"train_steps": args.train_steps} if args.train_steps else {}
+    table = run_ablation(data, config.data, config.split, presets, args.seeds, args.out, overrides)
+    from study.tables import ablation_markdown
 
     print(ablation_markdown(table))
     print(f"wrote ablation.* and cold_start.* to {args.out} in {time.time() - t0:.0f} s")
@@ -133,7 +128,7 @@ def _tabs(text):
 
 def cmd_convert_kuairand(args) -> int:
     from datagen.kuairand import InputError, convert_to_logs
-    from datagen.logs import read_logs
+    from core.logs import read_logs
     from datagen.summary import format_summary, summarize
 
     t0 = time.time()
@@ -148,50 +143,87 @@ def cmd_convert_kuairand(args) -> int:
     return 0
 
 
+def _seed(text):
+    value = _integer("--seed")(text)
+    if not 0 <= value < 2 ** 32:
+        raise argparse.ArgumentTypeError(f"--seed must be in [0, 2**32), got {value}")
+    return value
+
+
+def _integer(name):
+    def parse(text):
+        try:
+            return int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}")
+    return parse
+
+
+def _add_data_args(p, root_help: str) -> None:
+    """Arguments shared by the commands that run the DAG: logs, split, window, seed."""
+    from core.split import TemporalSplit
+    from datagen.synthetic import GeneratorConfig
+    from pipeline.configs import default
+
+    p.add_argument("--data", help=f"day-partitioned impression logs, local or any Beam filesystem path "
+                                  f"(default: the synthetic logs, generated under {root_help}/data)")
+    p.add_argument("--test-days", type=_positive("--test-days"), default=default(TemporalSplit, "test_days"),
+                   help="newest days of the window that form the test split (default %(default)s)")
+    p.add_argument("--eval-days", type=_positive("--eval-days"), default=default(TemporalSplit, "eval_days"),
+                   help="days before the test days that form the eval split (default %(default)s)")
+    p.add_argument("--window-days", type=_positive("--window-days"), default=None,
+                   help="read only the newest N day partitions (a rolling window; default: every day)")
+    p.add_argument("--end-day", metavar="YYYY-MM-DD", help="ignore partitions after this day (default: none)")
+    p.add_argument("--train-steps", type=_positive("--train-steps"),
+                   help="training steps (batches) per model (default: the preset's)")
+    p.add_argument("--seed", type=_seed, default=default(GeneratorConfig, "seed"),
+                   help="seed of the default synthetic logs and of training (default %(default)s)")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from datagen.synthetic import GeneratorConfig
+    from models.config import PRESET_HELP, PRESETS
+    from pipeline.configs import DEFAULT_AP_FLOORS, DEFAULT_PRESET, DEFAULT_ROOT, default
+
+    presets_help = "presets:\n" + "\n".join(f"  {name:<24}{PRESET_HELP[name]}" for name in PRESETS)
     parser = _Parser(prog="podcast-mtl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     g = sub.add_parser("generate", help="write synthetic impression logs with known true probabilities")
     g.add_argument("--out", required=True, type=_out_folder, help="output folder (replaced atomically)")
-    g.add_argument("--seed", type=int, default=7)
-    g.add_argument("--days", type=_positive("--days"), default=28)
-    g.add_argument("--users", type=_positive("--users"), default=20000)
-    g.add_argument("--podcasts", type=_positive("--podcasts"), default=3000)
-    g.add_argument("--impressions-per-day", type=_positive("--impressions-per-day"), default=18000)
+    g.add_argument("--seed", type=_seed, default=default(GeneratorConfig, "seed"), help="generator seed (default %(default)s)")
+    for name, flag in (("days", "--days"), ("users", "--users"), ("podcasts", "--podcasts"),
+                       ("impressions_per_day", "--impressions-per-day")):
+        g.add_argument(flag, type=_positive(flag), default=default(GeneratorConfig, name),
+                       help=f"{name.replace('_', ' ')} (default %(default)s)")
     g.set_defaults(func=cmd_generate)
 
-    from models.config import PRESETS
-
-    r = sub.add_parser("run", help="run the TFX pipeline locally (generates the default logs if --data is not given)")
-    r.add_argument("--data", help="day-partitioned impression logs (default: synthetic logs under ROOT/data)")
-    r.add_argument("--root", default=DEFAULT_ROOT, help=f"pipeline outputs, MLMD and serving folder ({DEFAULT_ROOT})")
-    r.add_argument("--preset", default="unified", choices=sorted(PRESETS))
+    floors = ", ".join(f"{s}={v}" for s, v in DEFAULT_AP_FLOORS)
+    r = sub.add_parser("run", help="run the TFX pipeline locally (generates the default logs if --data is not given)",
+                       epilog=presets_help, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_data_args(r, "ROOT")
+    r.add_argument("--root", default=DEFAULT_ROOT, help="pipeline outputs, MLMD and serving folder (default %(default)s)")
+    r.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS),
+                   help="model variant to train and push (default %(default)s; see below)")
     r.add_argument("--beam-arg", action="append", metavar="ARG",
-                   help="passed to Beam unchanged (repeat), e.g. --beam-arg=--runner=DataflowRunner")
+                   help="passed to Beam unchanged (repeat), e.g. --beam-arg=--runner=DataflowRunner; "
+                        "without a --runner, the local DirectRunner in memory")
     r.add_argument("--serving-dir", help="where blessed models are pushed (default ROOT/serving)")
     r.add_argument("--ap-floor", type=_floor, action="append", metavar="SOURCE=AP",
-                   help="blessing floor of a source's test stream AP (default promotions=0.08, ads=0.04)")
-    r.add_argument("--train-steps", type=_positive("--train-steps"))
-    r.add_argument("--test-days", type=_positive("--test-days"), default=5)
-    r.add_argument("--eval-days", type=_positive("--eval-days"), default=3)
-    r.add_argument("--seed", type=int, default=7, help="seed of the default logs and of training")
+                   help=f"blessing floor of a source's test stream AP (repeat; default {floors})")
     r.set_defaults(func=cmd_run)
 
-    a = sub.add_parser("ablate", help="train every preset on the same data and report per-source AP")
-    a.add_argument("--data", help="day-partitioned impression logs (default: synthetic logs under OUT/work/data)")
-    a.add_argument("--out", default="runs/ablation", help="reports and the shared pipeline outputs")
-    a.add_argument("--seeds", type=_positive("--seeds"), default=3)
-    a.add_argument("--presets", help=f"comma-separated subset of: {', '.join(PRESETS)}")
-    a.add_argument("--train-steps", type=_positive("--train-steps"))
-    a.add_argument("--test-days", type=_positive("--test-days"), default=5)
-    a.add_argument("--eval-days", type=_positive("--eval-days"), default=3)
-    a.add_argument("--seed", type=int, default=7, help="seed of the default synthetic logs")
-    a.set_defaults(func=cmd_ablate, beam_arg=None, serving_dir=None, preset="unified")
+    a = sub.add_parser("ablate", help="train every preset on the same data and report per-source AP",
+                       epilog=presets_help, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_data_args(a, "OUT/work")
+    a.add_argument("--out", default="runs/ablation", help="reports and the shared pipeline outputs (default %(default)s)")
+    a.add_argument("--seeds", type=_positive("--seeds"), default=3, help="training seeds per preset (default %(default)s)")
+    a.add_argument("--presets", help=f"comma-separated subset of: {', '.join(PRESETS)} (default: all)")
+    a.set_defaults(func=cmd_ablate)
 
     k = sub.add_parser("convert-kuairand", help="convert KuaiRand-Pure logs to this project's log format")
     k.add_argument("--src", required=True, help="folder with the KuaiRand-Pure log and feature files")
-    k.add_argument("--out", required=True, type=_out_folder)
+    k.add_argument("--out", required=True, type=_out_folder, help="output folder of the converted logs")
     k.add_argument("--promotions-tabs", type=_tabs, default=(1,), help="tabs mapped to promotions (default 1)")
     k.add_argument("--ads-tabs", type=_tabs, help="tabs mapped to ads (default: every other tab)")
     k.set_defaults(func=cmd_convert_kuairand)

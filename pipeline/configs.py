@@ -1,30 +1,41 @@
-"""One config object for the pipeline: where data and outputs live, the split, the model, the gate."""
+"""One config object for the pipeline: where data and outputs live, the split, the model, the gate.
+
+Every default lives here (or in the dataclass it refers to: `TemporalSplit`, `ModelConfig`,
+`GeneratorConfig`); the CLI reads its defaults from these classes and builds a config with
+`PipelineConfig.from_args`.
+"""
 from __future__ import annotations
 
 import dataclasses
 import os
 from typing import Dict, Optional, Tuple
 
-from components.temporal_example_gen import TemporalSplit
+from core.fields import ADS, PROMOTIONS
+from core.split import SPLITS, TemporalSplit
 from models.config import ModelConfig, preset
+from schemas import SCHEMA_FILE
 
-SCHEMA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "schemas")
-DEFAULT_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+DEFAULT_ROOT = "runs/default"
+DEFAULT_PRESET = "unified"
+# Beam's DirectRunner on one machine, used only when the user names no runner of their own.
+LOCAL_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+# blessing floors of each source's test stream AP, set for the synthetic logs' base rates
+DEFAULT_AP_FLOORS = ((PROMOTIONS, 0.08), (ADS, 0.04))
 
 
 @dataclasses.dataclass(frozen=True)
 class PipelineConfig:
     data: str  # day-partitioned logs: local folder or Beam filesystem path
-    root: str = "runs/default"  # pipeline outputs, MLMD database, serving folder
+    root: str = DEFAULT_ROOT  # pipeline outputs, MLMD database, serving folder
     name: str = "podcast-mtl"
-    split: TemporalSplit = TemporalSplit(test_days=5, eval_days=3)
-    preset_name: str = "unified"
-    model: ModelConfig = dataclasses.field(default_factory=lambda: preset("unified"))
-    schema_dir: str = SCHEMA_DIR
+    split: TemporalSplit = TemporalSplit()
+    preset_name: str = DEFAULT_PRESET
+    model: ModelConfig = dataclasses.field(default_factory=lambda: preset(DEFAULT_PRESET))
+    schema_file: str = SCHEMA_FILE
     # blessing: exact stream AP per source on the test split
-    ap_floor: Tuple[Tuple[str, float], ...] = (("promotions", 0.08), ("ads", 0.04))
+    ap_floor: Tuple[Tuple[str, float], ...] = DEFAULT_AP_FLOORS
     ap_tolerance: float = 0.01  # how far below the latest blessed model's AP a candidate may be
-    beam_args: Tuple[str, ...] = DEFAULT_BEAM_ARGS
+    beam_args: Tuple[str, ...] = ()  # the user's own; LOCAL_BEAM_ARGS apply when they name no runner
     serving_dir: Optional[str] = None  # default <root>/serving
     metadata_path: Optional[str] = None  # default <root>/metadata.sqlite (MLMD)
 
@@ -44,8 +55,41 @@ class PipelineConfig:
     def floors(self) -> Dict[str, float]:
         return dict(self.ap_floor)
 
+    @property
+    def splits(self) -> Tuple[str, ...]:
+        return SPLITS
+
+    def beam_pipeline_args(self) -> Tuple[str, ...]:
+        """The user's Beam args; the local DirectRunner defaults only when they name no runner."""
+        if any(a.startswith("--runner") for a in self.beam_args):
+            return tuple(self.beam_args)
+        return LOCAL_BEAM_ARGS + tuple(self.beam_args)
+
     def replace(self, **changes) -> "PipelineConfig":
         return dataclasses.replace(self, **changes)
 
     def with_preset(self, name: str, **model_overrides) -> "PipelineConfig":
         return self.replace(preset_name=name, model=preset(name, **model_overrides))
+
+    @classmethod
+    def from_args(cls, args, data: str, root: str) -> "PipelineConfig":
+        """The config of `podcast-mtl run` / `ablate` / `schedule` from their parsed arguments.
+
+        `data` and `root` are resolved by the caller (the default logs are generated under the root)."""
+        split = TemporalSplit(test_days=args.test_days, eval_days=args.eval_days,
+                              window_days=getattr(args, "window_days", 0) or 0, end_day=getattr(args, "end_day", None))
+        floors = dict(DEFAULT_AP_FLOORS)
+        floors.update(dict(getattr(args, "ap_floor", None) or ()))
+        config = cls(data=data, root=root, split=split, ap_floor=tuple(floors.items()),
+                     beam_args=tuple(getattr(args, "beam_arg", None) or ()),
+                     serving_dir=getattr(args, "serving_dir", None))
+        overrides = {"seed": args.seed}
+        if getattr(args, "train_steps", None):
+            overrides["train_steps"] = args.train_steps
+        return config.with_preset(getattr(args, "preset", None) or DEFAULT_PRESET, **overrides)
+
+
+def default(cls, field: str):
+    """The default of a dataclass field, for CLI help and defaults."""
+    f = {f.name: f for f in dataclasses.fields(cls)}[field]
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default

@@ -1,7 +1,10 @@
-"""Runs the pipeline on this machine: LocalDagRunner, the Beam DirectRunner, MLMD on SQLite.
+"""Runs a DAG on this machine: LocalDagRunner, the Beam DirectRunner, MLMD on SQLite.
 
-Prints one progress line per component as it starts and ends (with cache hits), keeps the full
-log in `<root>/logs/`, and writes `<root>/summary.json` at the end, also when the run stops.
+`run_dag` is the one way every command runs a DAG (`run`, `ablate`, `schedule`): it prints one
+progress line per component as it starts and ends (with cache hits), keeps the full log in
+`<root>/logs/`, captures a failing component's error, and writes `<root>/summary.json` at the
+end, also when the run stops. The summary names each component's output artifacts, so callers
+read Transform's output (or any other) from it rather than looking it up again.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from typing import Dict
 from tfx import v1 as tfx
 
 from pipeline.configs import PipelineConfig
-from pipeline.pipeline import COMPONENT_ORDER, create_pipeline
+from pipeline.pipeline import create_data_pipeline, create_pipeline
 from pipeline.run_summary import summarize_run
 
 _RUNNING = re.compile(r"Component (\S+) is running\.")
@@ -25,16 +28,16 @@ _CACHED = re.compile(r"A cached execution \d+ is used\.")
 
 
 class _Progress(logging.Handler):
-    def __init__(self, out=sys.stdout):
+    def __init__(self, total: int, out=sys.stdout):
         super().__init__(logging.INFO)
-        self.out, self.started, self.cached, self.current = out, {}, set(), None
+        self.total, self.out, self.started, self.cached, self.current = total, out, {}, set(), None
 
     def emit(self, record):
         msg = record.getMessage()
         if m := _RUNNING.match(msg):
             self.current = m.group(1)
             self.started[self.current] = time.time()
-            print(f"[{len(self.started)}/{len(COMPONENT_ORDER)}] {self.current} ...", file=self.out, flush=True)
+            print(f"[{len(self.started)}/{self.total}] {self.current} ...", file=self.out, flush=True)
         elif _CACHED.match(msg) and self.current:
             self.cached.add(self.current)
         elif m := _FINISHED.match(msg):
@@ -44,7 +47,8 @@ class _Progress(logging.Handler):
                   file=self.out, flush=True)
 
 
-def _log_to_file(root: str) -> str:
+def log_to_file(root: str) -> str:
+    """Sends every log line (absl, TFX, Beam, TensorFlow) to a new file under `<root>/logs/`."""
     from absl import logging as absl_logging
 
     os.makedirs(os.path.join(root, "logs"), exist_ok=True)
@@ -66,18 +70,43 @@ def _log_to_file(root: str) -> str:
     return path
 
 
+def metadata_connection(config: PipelineConfig):
+    """The local runner's metadata store: MLMD on SQLite under the root."""
+    return tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata)
+
+
 def run_pipeline(config: PipelineConfig, quiet: bool = False) -> Dict:
-    """Runs the DAG; returns (and writes) the summary. Never raises for a failed run:
-    the summary's `not_pushed_reason` and `failed` say what stopped it."""
+    """The whole DAG (`create_pipeline`) through `run_dag`."""
+    return run_dag(config, create_pipeline(config, metadata_connection(config)), quiet=quiet)
+
+
+class PipelineFailed(RuntimeError):
+    """A DAG run stopped; the message is the summary's reason."""
+
+
+def run_data_pipeline(config: PipelineConfig, quiet: bool = False) -> Dict:
+    """ExampleGen .. Transform (`create_data_pipeline`) through `run_dag`; returns Transform's output
+    as {"graph": dir, "files": {split: file pattern}}, read from the run's summary."""
+    summary = run_dag(config, create_data_pipeline(config, metadata_connection(config)), quiet=quiet)
+    if summary["failed"]:
+        raise PipelineFailed(summary["not_pushed_reason"])
+    transform = summary["artifacts"]["Transform"]
+    return {"graph": transform["TransformGraph"],
+            "files": {s: os.path.join(transform["Examples"], f"Split-{s}", "*.gz") for s in config.splits}}
+
+
+def run_dag(config: PipelineConfig, dag: tfx.dsl.Pipeline, quiet: bool = False) -> Dict:
+    """Runs `dag` with the LocalDagRunner; returns (and writes) the summary. Never raises for a
+    failed run: the summary's `not_pushed_reason` and `failed` say what stopped it."""
     os.makedirs(config.root, exist_ok=True)
-    log_path = _log_to_file(config.root)
-    progress = _Progress(open(os.devnull, "w") if quiet else sys.stdout)
+    log_path = log_to_file(config.root)
+    progress = _Progress(len(dag.components), open(os.devnull, "w") if quiet else sys.stdout)
     logging.getLogger().addHandler(progress)
     since_ms = int(time.time() * 1000)
     error = None
     t0 = time.time()
     try:
-        tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
+        tfx.orchestration.LocalDagRunner().run(dag)
     except Exception as e:  # the component's own error, e.g. the validation gate's message
         logging.getLogger(__name__).exception("pipeline run failed")
         stopped_at = progress.current or "pipeline"

@@ -5,49 +5,43 @@ TemporalExampleGen -> StatisticsGen -> ImportSchemaGen -> ExampleValidator -> Va
 """
 from __future__ import annotations
 
-import os
-
 from tfx import v1 as tfx
 
 from components.temporal_example_gen import TemporalExampleGen
 from components.validation_gate import ValidationGate
 from evaluation.eval_config import make_eval_config
-from models.trainer import MODEL_CONFIG_KEY
+from models.config import MODEL_CONFIG_KEY
 from pipeline.configs import PipelineConfig
-
-SCHEMA_FILE = "impressions.pbtxt"
-COMPONENT_ORDER = ("TemporalExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "ValidationGate",
-                   "Transform", "Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher")
-
 
 def data_components(config: PipelineConfig) -> list:
     """ExampleGen through Transform: the part every model variant shares."""
     example_gen = TemporalExampleGen(input_base=config.data, split=config.split)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=os.path.join(config.schema_dir, SCHEMA_FILE))
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=config.schema_file)
     example_validator = tfx.components.ExampleValidator(statistics=statistics_gen.outputs["statistics"],
                                                         schema=schema_gen.outputs["schema"])
     gate = ValidationGate(anomalies=example_validator.outputs["anomalies"], schema=schema_gen.outputs["schema"])
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"], schema=gate.outputs["validated_schema"],
         preprocessing_fn="models.preprocessing.preprocessing_fn",
-        splits_config=tfx.proto.SplitsConfig(analyze=["train"], transform=["train", "eval", "test"]))
+        splits_config=tfx.proto.SplitsConfig(analyze=["train"], transform=list(config.splits)))
     return [example_gen, statistics_gen, schema_gen, example_validator, gate, transform]
 
 
-def _pipeline(config: PipelineConfig, components: list) -> tfx.dsl.Pipeline:
+def _pipeline(config: PipelineConfig, components: list, metadata_connection_config) -> tfx.dsl.Pipeline:
     return tfx.dsl.Pipeline(
         pipeline_name=config.name, pipeline_root=config.pipeline_root, components=components, enable_cache=True,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata),
-        beam_pipeline_args=list(config.beam_args))
+        metadata_connection_config=metadata_connection_config, beam_pipeline_args=list(config.beam_pipeline_args()))
 
 
-def create_data_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
+def create_data_pipeline(config: PipelineConfig, metadata_connection_config=None) -> tfx.dsl.Pipeline:
     """ExampleGen .. Transform only (the ablation study trains its variants on this output)."""
-    return _pipeline(config, data_components(config))
+    return _pipeline(config, data_components(config), metadata_connection_config)
 
 
-def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
+def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> tfx.dsl.Pipeline:
+    """The whole DAG. The metadata connection belongs to the runner: SQLite for local runs (the local
+    runner passes it), none for Vertex, a MySQL config for a shared self-hosted store."""
     data = data_components(config)
     example_gen, transform = data[0], data[-1]
     trainer = tfx.components.Trainer(
@@ -69,4 +63,4 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving)))
-    return _pipeline(config, data + [trainer, resolver, evaluator, pusher])
+    return _pipeline(config, data + [trainer, resolver, evaluator, pusher], metadata_connection_config)

@@ -9,9 +9,9 @@ from typing import Dict, List, Optional
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from components.temporal_example_gen.split import SPLITS
+from core.split import SPLITS
 from evaluation.tfma_metrics import EXACT_AP_NAME
-from models.features import SOURCES
+from core.fields import SOURCES
 
 _STATE = {metadata_store_pb2.Execution.COMPLETE: "done", metadata_store_pb2.Execution.CACHED: "cached",
           metadata_store_pb2.Execution.FAILED: "failed", metadata_store_pb2.Execution.RUNNING: "running"}
@@ -124,4 +124,6 @@ def summarize_run(metadata_path: str, since_ms: int, error: Optional[str] = None
         "ap": per_source_ap(evaluation.uri) if evaluation else {},
         "components": [{"component": r["component"], "state": r["state"], "seconds": round(r["seconds"], 1)}
                        for r in rows],
+        # the newest output artifact of each type, per component: {component: {artifact type: uri}}
+        "artifacts": {r["component"]: {kind: arts[-1].uri for kind, arts in r["outputs"].items()} for r in rows},
     }

@@ -10,7 +10,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
 
-from components.temporal_example_gen import TemporalSplit  # noqa: E402
+from core.split import TemporalSplit  # noqa: E402
 from datagen.generate import generate_logs  # noqa: E402
 from datagen.synthetic import GeneratorConfig  # noqa: E402
 

@@ -6,13 +6,35 @@ through both signatures. Prints JSON {signature: {head: [probabilities]}}.
 import json
 import os
 import sys
+from typing import Dict
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
-from models.export import SERVING_DEFAULT, SERVING_RAW, raw_inputs_from_examples  # noqa: E402
+from models.export import SERVING_DEFAULT, SERVING_RAW  # noqa: E402
+
+
+def raw_inputs_from_examples(records, input_specs: Dict[str, tf.TensorSpec]) -> Dict[str, tf.Tensor]:
+    """Builds `serving_raw` inputs from serialized tf.Examples, as a JSON client would send them:
+    scalars, lists padded with "", and "" / 0 where a field is absent."""
+    parsed = [tf.train.Example.FromString(r).features.feature for r in records]
+
+    def values(feature):
+        kind = feature.WhichOneof("kind")
+        return list(getattr(feature, kind).value) if kind else []
+
+    out = {}
+    for name, spec in input_specs.items():
+        pad = b"" if spec.dtype == tf.string else 0
+        rows = [values(p[name]) if name in p else [] for p in parsed]
+        if spec.shape.rank == 2:
+            width = max([len(r) for r in rows] + [1])
+            out[name] = tf.constant([r + [pad] * (width - len(r)) for r in rows], spec.dtype)
+        else:
+            out[name] = tf.constant([r[0] if r else pad for r in rows], spec.dtype)
+    return out
 
 
 def main(model_dir, pattern, n):

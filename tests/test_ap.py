@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score
 
-from evaluation.ap import average_precision
+from core.ap import average_precision
 
 
 @pytest.mark.parametrize("seed", range(5))

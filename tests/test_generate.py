@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from datagen.logs import add_popularity, read_logs, read_manifest
+from core.logs import add_popularity, read_logs, read_manifest
 from datagen.synthetic import GeneratorConfig, generate
-from models.features import FEATURE_NAMES, FIELDS, LABELS, TRUTH_FIELDS
+from core.fields import FEATURE_NAMES, FIELDS, LABELS, TRUTH_FIELDS
 
 CFG = GeneratorConfig(seed=11, days=14, users=4000, podcasts=800, impressions_per_day=5000)
 

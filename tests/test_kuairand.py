@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from datagen.kuairand import LOG_FILE, USER_FILE, VIDEO_FILE, InputError, convert, convert_to_logs
-from datagen.logs import read_logs
+from core.logs import read_logs
 from tests.conftest import KUAIRAND
 
 T0 = 1_651_000_000_000  # ms

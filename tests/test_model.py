@@ -6,12 +6,12 @@ import pytest
 import tensorflow as tf
 
 from models.config import PRESETS, ModelConfig, preset
-from models.features import LIST_LENGTH, SOURCES
-from models.model import LIST_INPUTS, NUMERIC_INPUTS, build_model, categorical_inputs
-from models.tasks import TASKS, Task, mask_table, stream_head
+from core.fields import LIST_LENGTH, SOURCES
+from models.model import CATEGORICAL_INPUTS, LIST_INPUTS, NUMERIC_INPUTS, build_model
+from core.tasks import TASKS, Task, stream_head
 
 PROMO, ADS = SOURCES.index("promotions"), SOURCES.index("ads")
-CARD = {table: 50 for _, table in categorical_inputs()}
+CARD = {table: 50 for _, table in CATEGORICAL_INPUTS}
 CARD.update(hour=24, weekday=7, source=len(SOURCES))
 SMALL = ModelConfig(encoder_units=(16,), tower_units=(8,), embedding_dim=4, list_embedding_dim=4, dropout=0.0)
 
@@ -20,13 +20,18 @@ def batch(sources, seed=0):
     rng = np.random.default_rng(seed)
     n = len(sources)
     out = {name: tf.constant(rng.integers(0, 7 if name == "weekday" else 24 if name == "hour" else 50, n), tf.int64)
-           for name, _ in categorical_inputs() if name not in LIST_INPUTS}
+           for name, _ in CATEGORICAL_INPUTS if name not in LIST_INPUTS}
     out.update({name: tf.constant(rng.integers(0, 50, (n, LIST_LENGTH)), tf.int64) for name in LIST_INPUTS})
     out.update({name: tf.constant(rng.normal(size=n), tf.float32) for name in NUMERIC_INPUTS})
     out["source"] = tf.constant(sources, tf.int64)
     for label in ("stream", "click", "like", "follow"):
         out[label] = tf.constant(rng.integers(0, 2, n), tf.int64)
     return out
+
+
+def mask_table(tasks=TASKS):
+    """{task: {source: trains?}}, the declared mask as a plain table."""
+    return {t.name: {s: s in t.trained_by for s in SOURCES} for t in tasks}
 
 
 def test_mask_table_is_the_declared_direction():
@@ -119,3 +124,21 @@ def test_a_new_row_adds_a_head():
     out = model(batch([ADS, PROMO]))
     assert set(out) == {t.name for t in table}
     np.testing.assert_allclose(model.head_weights(tf.constant([ADS, PROMO], tf.int64))["ad_click"].numpy(), [1, 0])
+
+
+def test_score_dataset_keeps_heads_and_labels_apart():
+    """The heads click / like / follow have their labels' names: each array is one value per row."""
+    from models.evaluate import score_dataset, stream_ap_by_source
+
+    model = build_model(SMALL, CARD, TASKS)
+    batches = [batch([PROMO, ADS, ADS, PROMO], seed=1), batch([ADS, PROMO, PROMO], seed=2)]
+    scored = score_dataset(model, batches)
+    for head in ("click", "like", "follow", "promo_stream"):
+        probs = scored.predictions[head]
+        assert probs.shape == (7,) and ((probs > 0) & (probs < 1)).all()
+    for label in ("stream", "click", "like", "follow"):
+        assert scored.labels[label].shape == (7,) and set(np.unique(scored.labels[label])) <= {0, 1}
+    expected = np.concatenate([tf.sigmoid(model(b)["click"]).numpy() for b in batches])
+    np.testing.assert_allclose(scored.predictions["click"], expected, rtol=1e-6)
+    np.testing.assert_array_equal(scored.labels["click"], np.concatenate([b["click"].numpy() for b in batches]))
+    assert set(stream_ap_by_source(TASKS, scored)) == set(SOURCES)

@@ -4,8 +4,8 @@ import os
 import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from models.features import FIELDS, LABELS, TRUTH_FIELDS
-from pipeline.configs import SCHEMA_DIR
+from core.fields import FIELDS, LABELS, TRUTH_FIELDS
+from schemas import SCHEMA_DIR
 
 SCHEMA = tfdv.load_schema_text(os.path.join(SCHEMA_DIR, "impressions.pbtxt"))
 TYPES = {"string": schema_pb2.BYTES, "int": schema_pb2.INT, "float": schema_pb2.FLOAT}

@@ -4,9 +4,9 @@ import json
 import numpy as np
 import pytest
 
-from evaluation.tables import (ablation_markdown, ablation_table, cold_start_markdown, cold_start_table,
+from study.tables import (ablation_markdown, ablation_table, cold_start_markdown, cold_start_table,
                                top_fraction_rate)
-from models.features import popularity_bucket
+from core.fields import popularity_bucket
 from tests.conftest import run_python
 
 

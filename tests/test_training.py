@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from models.config import PRESETS, preset
-from models.features import SOURCES
+from core.fields import SOURCES
 from models.sampling import train_dataset
-from models.tasks import TASKS, Task
+from core.tasks import TASKS, Task
 from models.trainer import train
 from tests.conftest import run_python, score_in_fresh_process
 

@@ -1,3 +1,2 @@
 """ExampleGen over day-partitioned impression logs with a temporal train / eval / test split."""
 from components.temporal_example_gen.component import TemporalExampleGen  # noqa: F401
-from components.temporal_example_gen.split import TemporalSplit  # noqa: F401

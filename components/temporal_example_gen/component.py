@@ -11,8 +11,8 @@ from tfx.types import standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ExecutionParameter
 
 from components.temporal_example_gen import executor
-from components.temporal_example_gen.split import SPLITS, TemporalSplit
-from datagen.logs import FILE_PATTERN
+from core.split import SPLITS, TemporalSplit
+from core.logs import FILE_PATTERN
 
 
 class TemporalExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):

@@ -22,8 +22,8 @@ from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenE
 from tfx.types import standard_component_specs
 from tfx_bsl.coders import example_coder
 
-from components.temporal_example_gen.split import SPLITS, TemporalSplit
-from datagen.logs import FILE_NAME, PARTITION_PREFIX, arrow_schema, partition_days
+from core.split import SPLITS, TemporalSplit
+from core.logs import FILE_NAME, PARTITION_PREFIX, arrow_schema, partition_days
 
 TEMPORAL_SPLIT_KEY = "temporal_split"
 TIME_FIELD = "event_time"

@@ -7,9 +7,9 @@ import tensorflow as tf
 from tfx.types import artifact_utils, standard_artifacts
 
 from components.temporal_example_gen.executor import TEMPORAL_SPLIT_KEY, Executor
-from components.temporal_example_gen.split import SPLITS, TemporalSplit
+from core.split import SPLITS, TemporalSplit
 from datagen.generate import generate_logs
-from datagen.logs import read_logs
+from core.logs import read_logs
 from datagen.synthetic import GeneratorConfig
 
 

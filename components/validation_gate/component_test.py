@@ -1,12 +1,11 @@
 """The gate's message, from real TFDV anomalies on corrupted logs."""
 import os
 
-import pandas as pd
 import pytest
 import tensorflow_data_validation as tfdv
 
 from components.validation_gate.component import ANOMALIES_FILE, describe_anomalies
-from pipeline.configs import SCHEMA_DIR
+from schemas import SCHEMA_DIR
 
 
 def _anomalies(df):

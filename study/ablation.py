@@ -1,5 +1,6 @@
 """`podcast-mtl ablate`: every preset trained on the same ExampleGen and Transform outputs
-(computed once, by the real TFX components, and cached), scored on the test split.
+(computed once, by the real TFX components through the pipeline layer, and cached), scored on
+the test split.
 
 Writes ablation.json / .md / .png and cold_start.json / .md / .png into the output folder.
 """
@@ -12,37 +13,17 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from evaluation import tables
-from models.features import SOURCES, TRUTH_PREFIX
+from models.config import PRESET_HELP
+from study import tables
+from core.fields import SOURCES, TRUTH_PREFIX
 
 COLD_START_MODELS = ("promotions_baseline", "ads_only", "unified")
 
 
-def prepare_data(config, progress=print) -> Dict:
-    """Runs ExampleGen .. Transform (cached across calls); returns the Transform output paths."""
-    from tfx import v1 as tfx
-
-    from pipeline.local_runner import _log_to_file
-    from pipeline.pipeline import create_data_pipeline
-    from pipeline.run_summary import executions_since
-
-    _log_to_file(config.root)
-    since = int(time.time() * 1000)
-    t0 = time.time()
-    progress(f"ExampleGen .. Transform on {config.data} (cached when unchanged) ...")
-    tfx.orchestration.LocalDagRunner().run(create_data_pipeline(config))
-    rows = executions_since(config.metadata, since)
-    transform = [r for r in rows if r["component"] == "Transform"][-1]
-    progress(f"  data ready in {time.time() - t0:.0f} s ({transform['state']})")
-    graph = transform["outputs"]["TransformGraph"][0].uri
-    examples = transform["outputs"]["Examples"][0].uri
-    return {"graph": graph, "files": {s: os.path.join(examples, f"Split-{s}", "*.gz") for s in ("train", "eval", "test")}}
-
-
 def oracle_ap(data: str, split) -> Optional[Dict[str, float]]:
     """AP of ranking the test split by the generator's true probability (synthetic logs only)."""
-    from datagen.logs import partition_days, read_logs
-    from evaluation.ap import average_precision
+    from core.logs import partition_days, read_logs
+    from core.ap import average_precision
 
     truth = TRUTH_PREFIX + "stream"
     try:
@@ -55,21 +36,23 @@ def oracle_ap(data: str, split) -> Optional[Dict[str, float]]:
     return {s: average_precision(test.stream[test.source == s], test[truth][test.source == s]) for s in SOURCES}
 
 
-def run_ablation(config, presets: Sequence[str], seeds: int, out: str, model_overrides: Optional[Dict] = None,
-                 progress=print) -> Dict:
+def run_ablation(data: Dict, logs: str, split, presets: Sequence[str], seeds: int, out: str,
+                 model_overrides: Optional[Dict] = None, progress=print) -> Dict:
+    """Trains every preset for each seed on one Transform output and scores its test split.
+
+    data: {"graph": Transform graph dir, "files": {split: transformed file pattern}}, from the
+    pipeline layer's run of ExampleGen .. Transform; `logs` and `split` give the oracle AP."""
     import tensorflow as tf
 
     from models.config import preset
     from models.evaluate import score_dataset, stream_ap_by_source
-    from models.preprocessing import PRIOR_IMPRESSIONS_RAW
     from models.sampling import eval_dataset
-    from models.tasks import stream_head
+    from core.tasks import stream_head
     from models.trainer import train
 
     import tensorflow_transform as tft
 
     os.makedirs(out, exist_ok=True)
-    data = prepare_data(config, progress)
     tft_out = tft.TFTransformOutput(data["graph"])
     spec = tft_out.transformed_feature_spec()
     runs: Dict[str, List[Dict[str, float]]] = {}
@@ -87,20 +70,20 @@ def run_ablation(config, presets: Sequence[str], seeds: int, out: str, model_ove
             if name in COLD_START_MODELS:
                 per_source = {}
                 for source in SOURCES:
-                    rows = s["source"] == SOURCES.index(source)
-                    per_source[source] = {"labels": s["stream"][rows],
-                                          "scores": s[stream_head(model.task_rows, source)][rows],
-                                          "prior": s[PRIOR_IMPRESSIONS_RAW][rows]}
+                    rows = s.rows_of(source)
+                    per_source[source] = {"labels": s.labels["stream"][rows],
+                                          "scores": s.predictions[stream_head(model.task_rows, source)][rows],
+                                          "prior": s.prior_impressions[rows]}
                 scored.setdefault(name, []).append(per_source)
             stopped = len(model.history.history["loss"]) * min(cfg.eval_every_steps, cfg.train_steps)
             progress(f"[{k}/{total}] {name} seed {seed}: test AP promotions={ap['promotions']:.4f} "
                      f"ads={ap['ads']:.4f} ({stopped} steps, {time.time() - t0:.0f} s; "
                      f"{time.time() - t_all:.0f} s so far)")
             tf.keras.backend.clear_session()
-    table = tables.ablation_table(runs, oracle_ap(config.data, config.split))
+    table = tables.ablation_table(runs, oracle_ap(logs, split))
     cold = tables.cold_start_table(scored, SOURCES, COLD_START_MODELS) if scored else []
-    write_reports(table, cold, out, meta={"data": config.data, "seeds": seeds, "presets": list(presets),
-                                          "split": json.loads(config.split.to_json()),
+    write_reports(table, cold, out, meta={"data": logs, "seeds": seeds, "presets": list(presets),
+                                          "split": json.loads(split.to_json()),
                                           "model_overrides": model_overrides or {},
                                           "seconds": round(time.time() - t_all)})
     return table
@@ -142,7 +125,7 @@ def _ablation_chart(table: Dict, path: str) -> None:
         ax.set_title(title)
         ax.set_xlabel("average precision (mean ± std over seeds)")
     axes[0].set_yticks(range(len(names)))
-    axes[0].set_yticklabels([tables.ROW_LABELS.get(n, n) for n in names], fontsize=8)
+    axes[0].set_yticklabels([PRESET_HELP.get(n, n) for n in names], fontsize=8)
     axes[0].invert_yaxis()
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -5,21 +5,12 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from evaluation.ap import average_precision
-from models.features import POPULARITY_BUCKETS, popularity_bucket
+from core.ap import average_precision
+from core.fields import POPULARITY_BUCKETS, popularity_bucket
+from models.config import PRESET_HELP
 
 BASELINE = "promotions_baseline"
 TOP_FRACTION = 0.10
-ROW_LABELS = {
-    "promotions_baseline": "Promotions baseline (stream + ancillary heads)",
-    "promotions_stream_only": "Promotions stream-head only",
-    "ads_only": "Ads-only model",
-    "ads_only_ancillary": "Ads-only model + ancillary heads",
-    "unified": "Unified promotions + ads 5-task MTL",
-    "unified_no_mask": "Unified, no loss mask",
-    "unified_natural_mix": "Unified, natural source mix",
-    "pooled_stream_only": "Pooled data, one stream head (control)",
-}
 
 
 def _stats(values: Sequence[float]) -> Dict:
@@ -57,7 +48,7 @@ def ablation_markdown(table: Dict) -> str:
     lines = ["| model | promotions AP | vs baseline | ads AP | vs baseline |", "|---|---|---|---|---|"]
     for name, v in table["variants"].items():
         p, a = v["promotions_ap"], v["ads_ap"]
-        lines.append(f"| {ROW_LABELS.get(name, name)} (`{name}`) | {p['mean']:.4f} ± {p['std']:.4f} | "
+        lines.append(f"| {PRESET_HELP.get(name, name)} (`{name}`) | {p['mean']:.4f} ± {p['std']:.4f} | "
                      f"{_pct(v['rel_promotions'])} | {a['mean']:.4f} ± {a['std']:.4f} | {_pct(v['rel_ads'])} |")
     o = table["oracle"]
     if o.get("promotions_ap") is not None:

@@ -7,9 +7,9 @@ the evaluation config are all derived from it; adding an objective is adding a r
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, Sequence, Tuple
+from typing import Sequence, Tuple
 
-from models.features import LABELS, SOURCES
+from core.fields import LABELS, SOURCES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,11 +35,6 @@ TASKS: Tuple[Task, ...] = (
     Task("like", "like", ("promotions", "ads")),
     Task("follow", "follow", ("promotions", "ads")),
 )
-
-
-def mask_table(tasks: Sequence[Task] = TASKS) -> Dict[str, Dict[str, bool]]:
-    """{task: {source: trains?}}, the declared mask as a plain table."""
-    return {t.name: {s: s in t.trained_by for s in SOURCES} for t in tasks}
 
 
 def stream_head(tasks: Sequence[Task], source: str) -> str:

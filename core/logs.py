@@ -1,13 +1,12 @@
 """Impression logs on disk: day-partitioned Parquet, one row per impression.
 
 Layout: `<root>/date=YYYY-MM-DD/impressions.parquet`, plus `<root>/manifest.json` saying how the
-logs were made. Columns follow `models.features.FIELDS`; fields that exist only on one source
+logs were made. Columns follow `core.fields.FIELDS`; fields that exist only on one source
 are null on the other. Writers build the whole folder beside the target, then rename it into
 place, so a failed write leaves nothing half-written.
 """
 from __future__ import annotations
 
-import datetime as dt
 import glob
 import json
 import os
@@ -20,13 +19,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from models.features import FIELDS, TRUTH_FIELDS, popularity_bucket
+from core.days import DAY, day_name, day_of
+from core.fields import FIELDS, TRUTH_FIELDS, popularity_bucket
 
 PARTITION_PREFIX = "date="
 FILE_NAME = "impressions.parquet"
 FILE_PATTERN = f"{PARTITION_PREFIX}*/*.parquet"
 MANIFEST = "manifest.json"
-DAY = 86400
 RECENT_WINDOW_S = 7 * DAY
 
 _ARROW = {"string": pa.string(), "int": pa.int64(), "float": pa.float64()}
@@ -40,14 +39,6 @@ def arrow_schema(with_truth: bool) -> pa.Schema:
     if with_truth:
         cols += [pa.field(name, pa.float64()) for name in TRUTH_FIELDS]
     return pa.schema(cols)
-
-
-def day_of(epoch_s) -> np.ndarray:
-    return (np.asarray(epoch_s, dtype=np.int64) // DAY).astype(np.int64)
-
-
-def day_name(day_index: int) -> str:
-    return (dt.date(1970, 1, 1) + dt.timedelta(days=int(day_index))).isoformat()
 
 
 def add_popularity(df: pd.DataFrame) -> pd.DataFrame:

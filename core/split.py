@@ -2,19 +2,12 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import json
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from core.days import DAY, day_index
+
 SPLITS = ("train", "eval", "test")
-DAY = 86400
-
-
-def _day_index(name: str) -> int:
-    try:
-        return (dt.date.fromisoformat(name) - dt.date(1970, 1, 1)).days
-    except ValueError:
-        raise ValueError(f"bad day {name!r}: expected YYYY-MM-DD")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,7 +31,7 @@ class TemporalSplit:
         if any(absolute) and not all(absolute):
             raise ValueError("temporal split: give both eval_start and test_start, or neither")
         if all(absolute):
-            if _day_index(self.eval_start) >= _day_index(self.test_start):
+            if day_index(self.eval_start) >= day_index(self.test_start):
                 raise ValueError(f"temporal split: eval_start {self.eval_start} must be before "
                                  f"test_start {self.test_start}")
         elif self.test_days <= 0 or self.eval_days <= 0:
@@ -65,10 +58,10 @@ class TemporalSplit:
             days = days[-self.window_days:]
         if not days:
             raise ValueError("temporal split: no day partitions to read")
-        idx = [_day_index(d) for d in days]
+        idx = [day_index(d) for d in days]
         first, last = idx[0], idx[-1]
         if self.eval_start is not None:
-            eval_start, test_start = _day_index(self.eval_start), _day_index(self.test_start)
+            eval_start, test_start = day_index(self.eval_start), day_index(self.test_start)
         else:
             test_start = last - self.test_days + 1
             eval_start = test_start - self.eval_days
@@ -79,12 +72,3 @@ class TemporalSplit:
                 raise ValueError(f"temporal split: split {name!r} gets no day partition "
                                  f"(days {days[0]}..{days[-1]}, {self.to_json()})")
         return days, bounds
-
-
-def split_of(event_time: int, bounds: Dict[str, Tuple[int, int]]) -> int:
-    """Index in SPLITS of the split holding `event_time`; -1 when outside every split."""
-    for i, name in enumerate(SPLITS):
-        lo, hi = bounds[name]
-        if lo <= event_time < hi:
-            return i
-    return -1

@@ -1,9 +1,19 @@
 """TemporalSplit: which days each split gets, and refusals."""
 import pytest
 
-from components.temporal_example_gen.split import DAY, SPLITS, TemporalSplit, split_of
+from core.days import DAY
+from core.split import SPLITS, TemporalSplit
 
 DAYS = [f"2026-01-{d:02d}" for d in range(1, 15)]  # 14 days
+
+
+def split_of(event_time, bounds):
+    """Index in SPLITS of the split holding `event_time`; -1 when outside every split."""
+    for i, name in enumerate(SPLITS):
+        lo, hi = bounds[name]
+        if lo <= event_time < hi:
+            return i
+    return -1
 
 
 def day(name):

@@ -1,0 +1,2 @@
+"""The bottom layer: the field table, the task table, the log format and layout, the temporal
+split and exact AP. Nothing here imports the model, the components or the pipeline."""
