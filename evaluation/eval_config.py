@@ -4,7 +4,7 @@ Metrics per head: exact AP (gating) and example count, plus TFMA's interpolated 
 stream heads, sliced
 overall, by source, and by source x podcast popularity bucket. Blessing: for each source, the
 stream AP of that source's stream head on that source's impressions must reach a floor and
-must not fall more than `tolerance` below the latest blessed model's.
+must not fall more than `tolerance` (relative) below the baseline model's on the same slice.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def _gate(source: str, floor: float, tolerance: float) -> tfma.PerSliceMetricThr
         threshold=tfma.MetricThreshold(
             value_threshold=tfma.GenericValueThreshold(lower_bound={"value": floor}),
             change_threshold=tfma.GenericChangeThreshold(direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-                                                         absolute={"value": -tolerance})))
+                                                         relative={"value": -tolerance})))
 
 
 def make_eval_config(tasks: Sequence[Task], floors: Dict[str, float], tolerance: float,

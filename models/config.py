@@ -9,6 +9,7 @@ from core.fields import SOURCES
 from core.tasks import TASKS, Task
 
 MODEL_CONFIG_KEY = "model_config"  # the Trainer's custom_config key holding ModelConfig.to_json()
+TUNING_KEY = "tuning"  # the Tuner's custom_config key holding TuningConfig.to_json()
 BALANCED = "balanced"
 NATURAL = "natural"
 
@@ -19,8 +20,12 @@ class ModelConfig:
     heads: Tuple[str, ...] = tuple(t.name for t in TASKS)  # subset of the task table, in its order
     train_sources: Tuple[str, ...] = SOURCES
     use_mask: bool = True  # False: every head is trained by every training source
-    mix: str = BALANCED  # BALANCED (per-source shares below) or NATURAL (the logged mix)
-    source_shares: Tuple[Tuple[str, float], ...] = (("promotions", 0.5), ("ads", 0.5))
+    mix: str = BALANCED  # BALANCED (one stream per source, shares below) or NATURAL (the logged mix)
+    # BALANCED shares: each source's share of a batch is proportional to n_source ** source_alpha
+    # (temperature sampling over the training split's counts): 0 = equal shares (the seed's 50/50),
+    # 1 = the natural mix. Explicit `source_shares` override it.
+    source_alpha: float = 0.0
+    source_shares: Optional[Tuple[Tuple[str, float], ...]] = None
     cache_sources: Tuple[str, ...] = ("ads",)  # minority streams kept in memory after one read
     # sizes
     embedding_dim: int = 16
@@ -34,7 +39,11 @@ class ModelConfig:
     batch_size: int = 1024
     train_steps: int = 1500
     eval_every_steps: int = 100  # ads overfit within a few hundred balanced steps: check often
+    # stop when no source's eval stream AP has reached a new best for this many evaluations
     early_stopping_patience: int = 2
+    # restored checkpoint: the best mean relative AP among evaluations where every source is within
+    # this fraction of its own best eval AP in the training (else the best worst-source ratio)
+    checkpoint_tolerance: float = 0.01
     max_eval_examples: int = 100_000
     shuffle_buffer: int = 20_000
     seed: int = 0
@@ -51,6 +60,8 @@ class ModelConfig:
             raise ValueError(f"unknown strategy {self.strategy!r}")
         if not self.heads:
             raise ValueError("a model needs at least one head")
+        if not 0.0 <= self.source_alpha <= 1.0:
+            raise ValueError(f"source_alpha must be in [0, 1], got {self.source_alpha}")
 
     def tasks(self, table: Tuple[Task, ...] = TASKS) -> Tuple[Task, ...]:
         """The task rows this config trains, with the mask applied or lifted."""
@@ -63,10 +74,19 @@ class ModelConfig:
             rows = tuple(dataclasses.replace(t, trained_by=SOURCES) for t in rows)
         return rows
 
-    def shares(self) -> Dict[str, float]:
-        shares = {s: w for s, w in self.source_shares if s in self.train_sources}
-        total = sum(shares.values())
-        return {s: w / total for s, w in shares.items()}
+    def shares(self, counts: Optional[Dict[str, int]] = None) -> Dict[str, float]:
+        """Each training source's share of a balanced batch; `counts` (training examples per source)
+        are needed only for 0 < source_alpha."""
+        if self.source_shares is not None:
+            weights = {s: w for s, w in self.source_shares if s in self.train_sources}
+        elif self.source_alpha == 0.0:
+            weights = {s: 1.0 for s in self.train_sources}
+        else:
+            if counts is None:
+                raise ValueError("source_alpha > 0 needs the training split's counts per source")
+            weights = {s: float(max(counts.get(s, 0), 1)) ** self.source_alpha for s in self.train_sources}
+        total = sum(weights.values())
+        return {s: w / total for s, w in weights.items()}
 
     def replace(self, **changes) -> "ModelConfig":
         return dataclasses.replace(self, **changes)
@@ -79,6 +99,41 @@ class ModelConfig:
         raw = json.loads(text)
         return cls(**{k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
                       for k, v in raw.items()})
+
+    def with_hyperparameters(self, values: Optional[Dict]) -> "ModelConfig":
+        """This config with tuned values (a KerasTuner HyperParameters' `values`) applied; names
+        that are not ModelConfig fields are ignored, "a,b" strings become int tuples."""
+        if not values:
+            return self
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        changes = {}
+        for name, value in values.items():
+            if name not in fields:
+                continue
+            if isinstance(value, str) and name.endswith("_units"):
+                value = tuple(int(v) for v in value.split(","))
+            changes[name] = value
+        return self.replace(**changes)
+
+
+@dataclasses.dataclass(frozen=True)
+class TuningConfig:
+    """The budget of a hyperparameter search on validation AP (models/tuning.py)."""
+    trials: int = 3  # trials of the search, the first being the model config's own values
+    steps: int = 300  # training steps per trial (and for the reference model), early-stopped
+    tolerance: float = 0.01  # relative eval AP a source may lose against the reference
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.trials < 0 or self.steps <= 0 or not 0 <= self.tolerance < 1:
+            raise ValueError(f"tuning: trials >= 0, steps > 0 and tolerance in [0, 1) expected, got {self}")
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "TuningConfig":
+        return cls(**json.loads(text))
 
 
 _ANCILLARY = ("click", "like", "follow")

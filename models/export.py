@@ -4,16 +4,22 @@
 - `serving_raw`: raw features as named dense tensors (for JSON clients) -> the same outputs.
   Scalars are [batch]; list features are [batch, n] padded with ""; a field absent on an
   impression (promotion metadata on ads, ad metadata on promotions) is "" (strings) or 0 (ints).
-Neither takes labels or true probabilities.
+Neither takes labels or true probabilities. Every source's declared stream head is served: a model
+without one (the promotions baseline has no `ad_stream`) serves its stream head under that name
+too, as the incumbent system scores ads with its promotions model; so any two models can be
+compared head by head. The model's config is written to `assets.extra/model_config.json`.
 """
 from __future__ import annotations
 
+import os
 from typing import Dict
 
 import tensorflow as tf
 
-from core.fields import FEATURE_NAMES, FEATURES
+from core.fields import FEATURE_NAMES, FEATURES, SOURCES
+from core.tasks import TASKS, stream_head
 
+MODEL_CONFIG_FILE = "model_config.json"
 SERVING_DEFAULT = "serving_default"
 SERVING_RAW = "serving_raw"
 
@@ -49,10 +55,14 @@ def add_signatures(model, tf_transform_output) -> Dict:
     model.tft_layer = tf_transform_output.transform_features_layer()  # tracked, so it is saved
     feature_spec = serving_feature_spec(tf_transform_output)
 
+    aliases = served_stream_aliases(model.task_rows)
+
     def predict(raw):
         transformed = model.tft_layer(raw)
         logits = model(transformed, training=False)
-        return {name: tf.sigmoid(value) for name, value in logits.items()}
+        out = {name: tf.sigmoid(value) for name, value in logits.items()}
+        out.update({alias: tf.identity(out[head]) for alias, head in aliases.items()})
+        return out
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_examples(serialized):
@@ -69,6 +79,33 @@ def add_signatures(model, tf_transform_output) -> Dict:
             SERVING_RAW: serve_raw.get_concrete_function()}
 
 
-def export(model, tf_transform_output, out_dir: str) -> None:
+def served_stream_aliases(tasks) -> Dict[str, str]:
+    """{declared stream head a model lacks: the model's head that serves that source}."""
+    have = {t.name for t in tasks}
+    out = {}
+    for source in SOURCES:
+        declared = stream_head(TASKS, source)
+        if declared not in have:
+            out[declared] = stream_head(tasks, source)
+    return out
+
+
+def export(model, tf_transform_output, out_dir: str, cfg=None) -> None:
     signatures = add_signatures(model, tf_transform_output)
     model.save(out_dir, save_format="tf", signatures=signatures)
+    if cfg is not None:
+        extra = os.path.join(out_dir, "assets.extra")
+        tf.io.gfile.makedirs(extra)
+        with tf.io.gfile.GFile(os.path.join(extra, MODEL_CONFIG_FILE), "w") as f:
+            f.write(cfg.to_json())
+
+
+def read_model_config(model_dir: str):
+    """The ModelConfig an exported model was trained with (None for a model without one)."""
+    from models.config import ModelConfig
+
+    path = os.path.join(model_dir, "assets.extra", MODEL_CONFIG_FILE)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return ModelConfig.from_json(f.read())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional
 
+import numpy as np
 import tensorflow as tf
 
 from models.config import BALANCED, ModelConfig
@@ -45,18 +46,36 @@ def _of_sources(ds: tf.data.Dataset, sources) -> tf.data.Dataset:
     return ds.filter(lambda x: tf.reduce_any(tf.equal(x["source"], ids)))
 
 
+def source_counts(file_pattern) -> Dict[str, int]:
+    """Training examples per source in the files (reads only the `source` column)."""
+    spec = {"source": tf.io.FixedLenFeature([], tf.int64)}
+    ds = tf.data.TFRecordDataset(_files(file_pattern), compression_type="GZIP").batch(PARSE_BATCH)
+    ds = ds.map(lambda x: tf.io.parse_example(x, spec)["source"], num_parallel_calls=tf.data.AUTOTUNE)
+    counts = np.zeros(len(SOURCES), np.int64)
+    for ids in ds:
+        counts += np.bincount(ids.numpy(), minlength=len(SOURCES))
+    return {s: int(n) for s, n in zip(SOURCES, counts)}
+
+
 def train_dataset(file_pattern, feature_spec: Dict, cfg: ModelConfig, batch_size: Optional[int] = None,
-                  counter: Optional[tf.Variable] = None) -> tf.data.Dataset:
-    """Endless batches for training (length is set in steps), reproducible for cfg.seed."""
+                  counter: Optional[tf.Variable] = None, examples: Optional[tf.data.Dataset] = None,
+                  counts: Optional[Dict[str, int]] = None) -> tf.data.Dataset:
+    """Endless batches for training (length is set in steps), reproducible for cfg.seed.
+
+    `examples`: the training examples already read (e.g. cached in memory across tuning trials);
+    `counts`: examples per source, needed by temperature shares (read from the files if absent)."""
     batch_size = batch_size or cfg.batch_size
-    examples = read_examples(file_pattern, feature_spec, counter)
+    if examples is None:
+        examples = read_examples(file_pattern, feature_spec, counter)
     if cfg.mix != BALANCED or len(cfg.train_sources) == 1:
         ds = _of_sources(examples, cfg.train_sources)
         if set(cfg.train_sources) <= set(cfg.cache_sources):  # e.g. ads-only: one read, then from memory
             ds = ds.cache()
         ds = ds.shuffle(cfg.shuffle_buffer, seed=cfg.seed).repeat()
     else:
-        shares = cfg.shares()
+        if cfg.source_shares is None and cfg.source_alpha > 0 and counts is None:
+            counts = source_counts(file_pattern)
+        shares = cfg.shares(counts)
         streams = []
         for i, source in enumerate(shares):
             s = _of_sources(examples, [source])
@@ -74,3 +93,17 @@ def eval_dataset(file_pattern, feature_spec: Dict, batch_size: int = 4096,
     if max_examples:
         ds = ds.take(max_examples)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def load_examples(file_pattern, feature_spec: Dict):
+    """Every example of the files read once into memory: (a dataset over them, counts per source).
+
+    For repeated trainings on one split (tuning trials): each trial then reads memory, not files."""
+    chunks: Dict[str, list] = {}
+    ds = tf.data.TFRecordDataset(_files(file_pattern), compression_type="GZIP").batch(PARSE_BATCH)
+    for batch in ds.map(lambda x: tf.io.parse_example(x, feature_spec), num_parallel_calls=tf.data.AUTOTUNE):
+        for name, value in batch.items():
+            chunks.setdefault(name, []).append(value.numpy())
+    arrays = {name: np.concatenate(parts) for name, parts in chunks.items()}
+    counts = np.bincount(arrays["source"], minlength=len(SOURCES))
+    return tf.data.Dataset.from_tensor_slices(arrays), {s: int(n) for s, n in zip(SOURCES, counts)}

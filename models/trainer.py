@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 import os
 import time
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
-import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
@@ -17,6 +16,7 @@ from models.export import export
 from models.model import MultiTaskModel, build_model, dummy_features
 from models.preprocessing import cardinalities
 from models.sampling import eval_dataset, train_dataset
+from models.selection import choose_checkpoint, should_stop
 from core.tasks import TASKS, Task
 
 MONITOR = "val_stream_ap"
@@ -32,15 +32,22 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
 
 
 class StreamAPCallback(tf.keras.callbacks.Callback):
-    """After each evaluation interval: exact stream AP per source on the eval split, put in the logs
-    as `val_stream_ap_<source>` and their mean over the training sources as `val_stream_ap`."""
+    """After each evaluation interval: exact stream AP per source on the eval split (put in the logs
+    as `val_stream_ap_<source>`), early stopping once no source improves (`should_stop`), and at
+    the end the weights of the evaluation `choose_checkpoint` picks, so that no source is traded
+    for the other. `selected` holds that evaluation's step and APs."""
 
     def __init__(self, dataset, tasks: Sequence[Task], sources: Sequence[str], interval: int, total: int,
-                 verbose: bool = True):
+                 patience: int, tolerance: float, verbose: bool = True):
         super().__init__()
         self.dataset, self.tasks, self.sources = dataset, tuple(tasks), tuple(sources)
         self._batches = None  # the eval split, read and parsed once, then scored from memory
-        self.interval, self.total, self.verbose = interval, total, verbose
+        self.interval, self.total, self.patience, self.tolerance = interval, total, patience, tolerance
+        self.verbose = verbose
+        self.history: List[Dict[str, float]] = []  # eval AP of the training sources, per evaluation
+        self._all_ap: List[Dict[str, float]] = []  # eval AP of every source (a promotions model on ads too)
+        self._weights: List[list] = []
+        self.selected: Optional[Dict] = None
         self._t0 = time.time()
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -54,15 +61,41 @@ class StreamAPCallback(tf.keras.callbacks.Callback):
         ap = stream_ap_by_source(self.tasks, score_dataset(self.model, self._batches))
         for source, value in ap.items():
             logs[f"{MONITOR}_{source}"] = value
-        logs[MONITOR] = float(np.nanmean([ap[s] for s in self.sources]))
+        self.history.append({s: ap[s] for s in self.sources})
+        self._all_ap.append(dict(ap))
+        self._weights.append(self.model.get_weights())
         if self.verbose:
-            print(f"  step {min((epoch + 1) * self.interval, self.total)}/{self.total}: "
+            print(f"  step {self._step(epoch)}/{self.total}: "
                   f"loss {logs.get('loss', float('nan')):.4f}, eval stream AP " +
                   " ".join(f"{s}={v:.4f}" for s, v in ap.items()) + f" ({took:.0f} s)", flush=True)
+        if should_stop(self.history, self.patience):
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if not self.history:
+            return
+        best = choose_checkpoint(self.history, self.tolerance)
+        self.model.set_weights(self._weights[best])
+        self._weights = []
+        self.selected = {"step": self._step(best), "eval_ap": dict(self.history[best]),
+                         "eval_ap_all_sources": dict(self._all_ap[best]),
+                         "best_eval_ap": {s: max(h[s] for h in self.history) for s in self.sources}}
+        if self.verbose:
+            print(f"  restored step {self.selected['step']}: eval stream AP " +
+                  " ".join(f"{s}={v:.4f}" for s, v in self.selected["eval_ap"].items()) + " (best seen: " +
+                  " ".join(f"{s}={v:.4f}" for s, v in self.selected["best_eval_ap"].items()) + ")", flush=True)
+
+    def _step(self, index: int) -> int:
+        return min((index + 1) * self.interval, self.total)
 
 
 def train(cfg: ModelConfig, tf_transform_output, train_files, eval_files, log_dir: Optional[str] = None,
-          table: Sequence[Task] = TASKS, verbose: bool = True) -> MultiTaskModel:
+          table: Sequence[Task] = TASKS, verbose: bool = True, examples=None, counts=None,
+          eval_data=None) -> MultiTaskModel:
+    """Trains `cfg` and returns the model with the selected checkpoint's weights (`model.selected`).
+
+    `examples`, `counts` and `eval_data` let repeated trainings (tuning trials) share data already
+    read into memory: the training examples, their counts per source, and the eval dataset."""
     tf.keras.utils.set_random_seed(cfg.seed)
     tasks = cfg.tasks(tuple(table))
     spec = tf_transform_output.transformed_feature_spec()
@@ -71,29 +104,42 @@ def train(cfg: ModelConfig, tf_transform_output, train_files, eval_files, log_di
         model = build_model(cfg, cardinalities(tf_transform_output), tasks)
         model(dummy_features(), training=False)
     interval = max(1, min(cfg.eval_every_steps, cfg.train_steps))
-    callbacks = [StreamAPCallback(eval_dataset(eval_files, spec, max_examples=cfg.max_eval_examples),
-                                  tasks, cfg.train_sources, interval, cfg.train_steps, verbose),
-                 tf.keras.callbacks.EarlyStopping(monitor=MONITOR, mode="max", patience=cfg.early_stopping_patience,
-                                                  restore_best_weights=True)]
+    if eval_data is None:
+        eval_data = eval_dataset(eval_files, spec, max_examples=cfg.max_eval_examples)
+    selection = StreamAPCallback(eval_data, tasks, cfg.train_sources, interval, cfg.train_steps,
+                                 cfg.early_stopping_patience, cfg.checkpoint_tolerance, verbose)
+    callbacks = [selection]
     if log_dir:
         callbacks.append(tf.keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch"))
-    model.fit(train_dataset(train_files, spec, cfg), steps_per_epoch=interval,
+    model.fit(train_dataset(train_files, spec, cfg, examples=examples, counts=counts), steps_per_epoch=interval,
               epochs=math.ceil(cfg.train_steps / interval), callbacks=callbacks, verbose=0)
+    model.selected = selection.selected
     return model
 
 
-def config_from_custom(custom_config: Optional[Dict], train_steps: Optional[int] = None) -> ModelConfig:
+def config_from_custom(custom_config: Optional[Dict], train_steps: Optional[int] = None,
+                       hyperparameters: Optional[Dict] = None) -> ModelConfig:
+    """The Trainer's ModelConfig: the pipeline's config, the Tuner's best values (a KerasTuner
+    HyperParameters config) applied on top, and the Trainer's step count."""
     cfg = ModelConfig.from_json(custom_config[MODEL_CONFIG_KEY]) if custom_config and \
         MODEL_CONFIG_KEY in custom_config else ModelConfig()
+    if hyperparameters:
+        cfg = cfg.with_hyperparameters(hyperparameter_values(hyperparameters))
     if train_steps:
         cfg = cfg.replace(train_steps=int(train_steps))
     return cfg
 
 
+def hyperparameter_values(config: Dict) -> Dict:
+    """{name: value} of a KerasTuner HyperParameters config (the Tuner's best_hyperparameters)."""
+    return dict(config.get("values", {})) if "values" in config else dict(config)
+
+
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point (GenericExecutor)."""
-    cfg = config_from_custom(fn_args.custom_config, fn_args.train_steps)
+    cfg = config_from_custom(fn_args.custom_config, fn_args.train_steps, fn_args.hyperparameters)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+    print(f"training with {cfg.to_json()}", flush=True)
     model = train(cfg, tf_transform_output, fn_args.train_files, fn_args.eval_files,
                   log_dir=os.path.join(fn_args.model_run_dir, "logs"))
-    export(model, tf_transform_output, fn_args.serving_model_dir)
+    export(model, tf_transform_output, fn_args.serving_model_dir, cfg)

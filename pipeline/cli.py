@@ -77,6 +77,9 @@ def _pipeline_config(args, root: str):
         ensure_logs(GeneratorConfig(seed=args.seed), data)
     elif not os.path.isdir(data) and "://" not in data:
         raise UsageError(f"--data {data}: no such folder")
+    baseline = getattr(args, "baseline_model", None)
+    if baseline and "://" not in baseline and not os.path.isdir(baseline):
+        raise UsageError(f"--baseline-model {baseline}: no such folder")
     try:
         return PipelineConfig.from_args(args, data=data, root=root)
     except ValueError as e:
@@ -89,7 +92,10 @@ def cmd_run(args) -> int:
     config = _pipeline_config(args, args.root)
     print(f"running {config.name} (preset {config.preset_name}) on {config.data}; outputs in {config.root}",
           flush=True)
-    summary = run_pipeline(config)
+    try:
+        summary = run_pipeline(config)
+    except ValueError as e:  # a baseline model that is not a SavedModel
+        raise UsageError(str(e))
     print(format_summary(summary))
     print(f"summary: {os.path.join(config.root, 'summary.json')}")
     return 1 if summary["failed"] else 0
@@ -111,7 +117,8 @@ def cmd_ablate(args) -> int:
     print(f"ExampleGen .. Transform on {config.data} (cached when unchanged) ...", flush=True)
     data = run_data_pipeline(config)
     overrides = {"train_steps": args.train_steps} if args.train_steps else {}
-    table = run_ablation(data, config.data, config.split, presets, args.seeds, args.out, overrides)
+    table = run_ablation(data, config.data, config.split, presets, args.seeds, args.out, overrides,
+                         tuning=config.tuning)
     from study.tables import ablation_markdown
 
     print(ablation_markdown(table))
@@ -150,6 +157,15 @@ def _seed(text):
     return value
 
 
+def _non_negative(name):
+    def parse(text):
+        value = _integer(name)(text)
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"{name} must be >= 0, got {value}")
+        return value
+    return parse
+
+
 def _integer(name):
     def parse(text):
         try:
@@ -182,7 +198,7 @@ def _add_data_args(p, root_help: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from datagen.synthetic import GeneratorConfig
-    from models.config import PRESET_HELP, PRESETS
+    from models.config import PRESET_HELP, PRESETS, TuningConfig
     from pipeline.configs import DEFAULT_AP_FLOORS, DEFAULT_PRESET, DEFAULT_ROOT, default
 
     presets_help = "presets:\n" + "\n".join(f"  {name:<24}{PRESET_HELP[name]}" for name in PRESETS)
@@ -211,6 +227,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--serving-dir", help="where blessed models are pushed (default ROOT/serving)")
     r.add_argument("--ap-floor", type=_floor, action="append", metavar="SOURCE=AP",
                    help=f"blessing floor of a source's test stream AP (repeat; default {floors})")
+    r.add_argument("--tune-trials", type=_non_negative("--tune-trials"), default=default(TuningConfig, "trials"),
+                   help="trials of the Tuner's search on validation AP (default %(default)s; 0: no Tuner, the "
+                        "preset's own hyperparameters)")
+    r.add_argument("--tune-steps", type=_positive("--tune-steps"), default=default(TuningConfig, "steps"),
+                   help="training steps per tuning trial (default %(default)s)")
+    r.add_argument("--baseline-model", metavar="DIR",
+                   help="the incumbent SavedModel the candidate must match on every source (default: the latest "
+                        "model in the serving folder; with none, a promotions baseline trained in the same run)")
     r.set_defaults(func=cmd_run)
 
     a = sub.add_parser("ablate", help="train every preset on the same data and report per-source AP",
@@ -219,6 +243,11 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--out", default="runs/ablation", help="reports and the shared pipeline outputs (default %(default)s)")
     a.add_argument("--seeds", type=_positive("--seeds"), default=3, help="training seeds per preset (default %(default)s)")
     a.add_argument("--presets", help=f"comma-separated subset of: {', '.join(PRESETS)} (default: all)")
+    a.add_argument("--tune-trials", type=_non_negative("--tune-trials"), default=default(TuningConfig, "trials"),
+                   help="tuning trials per preset, the same budget for each (default %(default)s; 0: the presets' "
+                        "own hyperparameters, no untuned row)")
+    a.add_argument("--tune-steps", type=_positive("--tune-steps"), default=default(TuningConfig, "steps"),
+                   help="training steps per tuning trial (default %(default)s)")
     a.set_defaults(func=cmd_ablate)
 
     k = sub.add_parser("convert-kuairand", help="convert KuaiRand-Pure logs to this project's log format")

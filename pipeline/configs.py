@@ -12,11 +12,12 @@ from typing import Dict, Optional, Tuple
 
 from core.fields import ADS, PROMOTIONS
 from core.split import SPLITS, TemporalSplit
-from models.config import ModelConfig, preset
+from models.config import ModelConfig, TuningConfig, preset
 from schemas import SCHEMA_FILE
 
 DEFAULT_ROOT = "runs/default"
 DEFAULT_PRESET = "unified"
+BASELINE_PRESET = "promotions_baseline"  # trained in the same run when there is no incumbent
 # Beam's DirectRunner on one machine, used only when the user names no runner of their own.
 LOCAL_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
 # blessing floors of each source's test stream AP, set for the synthetic logs' base rates
@@ -34,7 +35,12 @@ class PipelineConfig:
     schema_file: str = SCHEMA_FILE
     # blessing: exact stream AP per source on the test split
     ap_floor: Tuple[Tuple[str, float], ...] = DEFAULT_AP_FLOORS
-    ap_tolerance: float = 0.01  # how far below the latest blessed model's AP a candidate may be
+    ap_tolerance: float = 0.01  # relative AP a candidate may lose against the baseline, per source
+    tuning: TuningConfig = TuningConfig()  # trials=0: no Tuner, the model config's own values
+    reuse_hyperparameters: bool = False  # without a Tuner: the latest earlier Tuner's best values
+    # the incumbent model the candidate is compared with (a Model artifact folder holding
+    # Format-Serving/); None: a promotions baseline trained in the same run
+    baseline_model: Optional[str] = None
     beam_args: Tuple[str, ...] = ()  # the user's own; LOCAL_BEAM_ARGS apply when they name no runner
     serving_dir: Optional[str] = None  # default <root>/serving
     metadata_path: Optional[str] = None  # default <root>/metadata.sqlite (MLMD)
@@ -80,9 +86,15 @@ class PipelineConfig:
                               window_days=getattr(args, "window_days", 0) or 0, end_day=getattr(args, "end_day", None))
         floors = dict(DEFAULT_AP_FLOORS)
         floors.update(dict(getattr(args, "ap_floor", None) or ()))
+        tuning = TuningConfig()
+        if getattr(args, "tune_trials", None) is not None:
+            tuning = dataclasses.replace(tuning, trials=args.tune_trials)
+        if getattr(args, "tune_steps", None):
+            tuning = dataclasses.replace(tuning, steps=args.tune_steps)
         config = cls(data=data, root=root, split=split, ap_floor=tuple(floors.items()),
                      beam_args=tuple(getattr(args, "beam_arg", None) or ()),
-                     serving_dir=getattr(args, "serving_dir", None))
+                     serving_dir=getattr(args, "serving_dir", None), tuning=dataclasses.replace(tuning, seed=args.seed),
+                     baseline_model=getattr(args, "baseline_model", None))
         overrides = {"seed": args.seed}
         if getattr(args, "train_steps", None):
             overrides["train_steps"] = args.train_steps

@@ -8,16 +8,19 @@ read Transform's output (or any other) from it rather than looking it up again.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import re
+import shutil
 import sys
 import time
-from typing import Dict
+from typing import Dict, Optional
 
 from tfx import v1 as tfx
 
+from core.tasks import TASKS, stream_head
 from pipeline.configs import PipelineConfig
 from pipeline.pipeline import create_data_pipeline, create_pipeline
 from pipeline.run_summary import summarize_run
@@ -76,8 +79,48 @@ def metadata_connection(config: PipelineConfig):
 
 
 def run_pipeline(config: PipelineConfig, quiet: bool = False) -> Dict:
-    """The whole DAG (`create_pipeline`) through `run_dag`."""
+    """The whole DAG (`create_pipeline`) through `run_dag`, the candidate compared with the
+    incumbent (`with_incumbent`)."""
+    config = with_incumbent(config)
     return run_dag(config, create_pipeline(config, metadata_connection(config)), quiet=quiet)
+
+
+SERVING_SUBDIR = "Format-Serving"  # where a Model artifact keeps its SavedModel (TFX's layout)
+
+
+def latest_pushed(serving_dir: str) -> Optional[str]:
+    """The newest model version in a serving folder (numbered subfolders with a saved_model.pb)."""
+    if not os.path.isdir(serving_dir):
+        return None
+    versions = [d for d in os.listdir(serving_dir)
+                if d.isdigit() and os.path.exists(os.path.join(serving_dir, d, "saved_model.pb"))]
+    return os.path.join(serving_dir, max(versions, key=int)) if versions else None
+
+
+def as_model_artifact(model_dir: str, root: str) -> str:
+    """A folder the Evaluator reads as a Model artifact: `model_dir` itself when it holds
+    Format-Serving/, else a copy of the SavedModel `model_dir` staged under <root>/baselines/."""
+    if os.path.isdir(os.path.join(model_dir, SERVING_SUBDIR)):
+        return os.path.abspath(model_dir)
+    if not os.path.exists(os.path.join(model_dir, "saved_model.pb")):
+        raise ValueError(f"baseline model {model_dir}: neither a SavedModel (no saved_model.pb) nor a Model "
+                         f"artifact folder (no {SERVING_SUBDIR}/)")
+    stamp = hashlib.sha1(f"{os.path.abspath(model_dir)}:{os.path.getmtime(os.path.join(model_dir, 'saved_model.pb'))}"
+                         .encode()).hexdigest()[:12]
+    staged = os.path.abspath(os.path.join(root, "baselines", f"{os.path.basename(model_dir.rstrip('/'))}-{stamp}"))
+    if not os.path.isdir(os.path.join(staged, SERVING_SUBDIR)):
+        tmp = staged + ".tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(model_dir, os.path.join(tmp, SERVING_SUBDIR))
+        os.replace(tmp, staged)
+    return staged
+
+
+def with_incumbent(config: PipelineConfig) -> PipelineConfig:
+    """The baseline a local run compares its candidate with: the user's `baseline_model`, else the
+    latest model pushed to the serving folder; with neither, the DAG trains a promotions baseline."""
+    source = config.baseline_model or latest_pushed(config.serving)
+    return config.replace(baseline_model=as_model_artifact(source, config.root)) if source else config
 
 
 class PipelineFailed(RuntimeError):
@@ -121,15 +164,32 @@ def run_dag(config: PipelineConfig, dag: tfx.dsl.Pipeline, quiet: bool = False) 
     return summary
 
 
+def stream_head_of(heads: Dict, source: str) -> Optional[str]:
+    """The head that is judged on `source` among the evaluated heads."""
+    declared = stream_head(TASKS, source)
+    return declared if declared in heads else None
+
+
 def format_summary(summary: Dict) -> str:
     lines = ["", f"{'component':<32}{'state':>10}{'seconds':>10}"]
     for c in summary.get("components", []):
         lines.append(f"{c['component']:<32}{c['state']:>10}{c['seconds']:>10.1f}")
     if summary.get("splits"):
         lines.append("splits: " + ", ".join(f"{k}={v:,}" for k, v in summary["splits"].items()))
+    if summary.get("tuned_hyperparameters"):
+        lines.append("tuned hyperparameters: " + json.dumps(summary["tuned_hyperparameters"]))
     for source, heads in summary.get("ap", {}).items():
         if heads:
             lines.append(f"test exact AP on {source:<11}" + "  ".join(f"{h}={v:.4f}" for h, v in heads.items()))
+    baseline = summary.get("baseline")
+    if baseline:
+        lines.append(f"baseline: {baseline['kind']} ({baseline['model']})")
+        for source, heads in summary.get("ap", {}).items():
+            head = stream_head_of(heads, source)
+            base = (baseline.get("ap") or {}).get(source, {}).get(head)
+            if head and base is not None:
+                lines.append(f"  {source} stream AP ({head}): candidate {heads[head]:.4f}  baseline {base:.4f}  "
+                             f"({heads[head] / base - 1:+.1%})")
     lines.append(f"blessed: {summary['blessed']}   pushed: {summary['pushed_model'] or 'no'}")
     if summary.get("not_pushed_reason"):
         lines.append(f"not pushed: {summary['not_pushed_reason']}")

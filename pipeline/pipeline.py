@@ -1,7 +1,8 @@
 """`create_pipeline(config)`: the TFX DAG, in one place.
 
 TemporalExampleGen -> StatisticsGen -> ImportSchemaGen -> ExampleValidator -> ValidationGate
--> Transform -> Trainer -> (latest blessed model) Evaluator -> Pusher.
+-> Transform -> [Tuner] -> Trainer -> Evaluator (candidate vs baseline: the imported incumbent or a
+promotions baseline trained in the same run) -> Pusher.
 """
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from tfx import v1 as tfx
 from components.temporal_example_gen import TemporalExampleGen
 from components.validation_gate import ValidationGate
 from evaluation.eval_config import make_eval_config
-from models.config import MODEL_CONFIG_KEY
-from pipeline.configs import PipelineConfig
+from models.config import MODEL_CONFIG_KEY, TUNING_KEY, preset
+from pipeline.configs import BASELINE_PRESET, PipelineConfig
 
 def data_components(config: PipelineConfig) -> list:
     """ExampleGen through Transform: the part every model variant shares."""
@@ -39,28 +40,65 @@ def create_data_pipeline(config: PipelineConfig, metadata_connection_config=None
     return _pipeline(config, data_components(config), metadata_connection_config)
 
 
+def _trainer(config: PipelineConfig, transform, model, hyperparameters=None):
+    return tfx.components.Trainer(
+        run_fn="models.trainer.run_fn",
+        examples=transform.outputs["transformed_examples"], transform_graph=transform.outputs["transform_graph"],
+        hyperparameters=hyperparameters,
+        train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=model.train_steps),
+        eval_args=tfx.proto.EvalArgs(splits=["eval"], num_steps=0),
+        custom_config={MODEL_CONFIG_KEY: model.to_json()})
+
+
+def model_selection_components(config: PipelineConfig, transform) -> list:
+    """The source of the Trainer's hyperparameters: a Tuner searching on validation AP
+    (`tune_trials` > 0), the latest earlier Tuner's best values (`reuse_hyperparameters`, for
+    scheduled daily runs), or none (the config's own values)."""
+    if config.tuning.trials > 0:
+        return [tfx.components.Tuner(
+            tuner_fn="models.tuning.tuner_fn",
+            examples=transform.outputs["transformed_examples"], transform_graph=transform.outputs["transform_graph"],
+            train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=config.tuning.steps),
+            eval_args=tfx.proto.EvalArgs(splits=["eval"], num_steps=0),
+            custom_config={MODEL_CONFIG_KEY: config.model.to_json(), TUNING_KEY: config.tuning.to_json()})]
+    if config.reuse_hyperparameters:
+        return [tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
+            hyperparameters=tfx.dsl.Channel(type=tfx.types.standard_artifacts.HyperParameters),
+        ).with_id("latest_hyperparameters_resolver")]
+    return []
+
+
+def baseline_components(config: PipelineConfig, transform) -> list:
+    """The model the candidate must not fall behind: the incumbent (`baseline_model`, brought in
+    with an Importer; the local runner sets it to the latest pushed model), else a
+    `promotions_baseline` model trained in the same run on the same data."""
+    if config.baseline_model:
+        return [tfx.dsl.Importer(source_uri=config.baseline_model, artifact_type=tfx.types.standard_artifacts.Model,
+                                 reimport=False).with_id("baseline_importer")]
+    baseline = preset(BASELINE_PRESET, base=config.model)
+    return [_trainer(config, transform, baseline).with_id("baseline_trainer")]
+
+
 def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> tfx.dsl.Pipeline:
     """The whole DAG. The metadata connection belongs to the runner: SQLite for local runs (the local
     runner passes it), none for Vertex, a MySQL config for a shared self-hosted store."""
     data = data_components(config)
     example_gen, transform = data[0], data[-1]
-    trainer = tfx.components.Trainer(
-        run_fn="models.trainer.run_fn",
-        examples=transform.outputs["transformed_examples"], transform_graph=transform.outputs["transform_graph"],
-        train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=config.model.train_steps),
-        eval_args=tfx.proto.EvalArgs(splits=["eval"], num_steps=0),
-        custom_config={MODEL_CONFIG_KEY: config.model.to_json()})
-    resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
+    selection = model_selection_components(config, transform)
+    hyperparameters = None
+    if selection:
+        outputs = selection[0].outputs
+        hyperparameters = outputs["best_hyperparameters" if "best_hyperparameters" in outputs else "hyperparameters"]
+    trainer = _trainer(config, transform, config.model, hyperparameters)
+    baseline = baseline_components(config, transform)
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
-        baseline_model=resolver.outputs["model"], example_splits=["test"],
+        baseline_model=baseline[0].outputs["result" if config.baseline_model else "model"], example_splits=["test"],
         eval_config=make_eval_config(config.model.tasks(), config.floors, config.ap_tolerance))
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving)))
-    return _pipeline(config, data + [trainer, resolver, evaluator, pusher], metadata_connection_config)
+    return _pipeline(config, data + selection + [trainer] + baseline + [evaluator, pusher],
+                     metadata_connection_config)

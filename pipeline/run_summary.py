@@ -3,6 +3,7 @@ blessing, pushed model, and each component's wall time."""
 from __future__ import annotations
 
 import glob
+import json
 import os
 from typing import Dict, List, Optional
 
@@ -30,6 +31,7 @@ def executions_since(metadata_path: str, since_ms: int) -> List[Dict]:
         return []
     store = _store(metadata_path)
     types = {t.id: t.name for t in store.get_execution_types()}
+    context_types = {t.id: t.name for t in store.get_context_types()}
     artifact_types = {t.id: t.name for t in store.get_artifact_types()}
     rows = []
     for e in sorted(store.get_executions(), key=lambda e: (e.create_time_since_epoch, e.id)):
@@ -40,7 +42,10 @@ def executions_since(metadata_path: str, since_ms: int) -> List[Dict]:
         outputs = {}
         for a in store.get_artifacts_by_id(out_ids):
             outputs.setdefault(artifact_types[a.type_id], []).append(a)
-        rows.append({"component": types[e.type_id].rsplit(".", 1)[-1], "state": _STATE.get(e.last_known_state, "?"),
+        # the node id (e.g. "Trainer", "baseline_trainer"); the execution type for older records
+        nodes = [c.name.split(".", 1)[-1] for c in store.get_contexts_by_execution(e.id)
+                 if context_types.get(c.type_id) == "node"]
+        rows.append({"component": nodes[0] if nodes else types[e.type_id].rsplit(".", 1)[-1], "state": _STATE.get(e.last_known_state, "?"),
                      "seconds": (e.last_update_time_since_epoch - e.create_time_since_epoch) / 1000.0,
                      "outputs": outputs})
     return rows
@@ -51,6 +56,15 @@ def _latest_output(rows: List[Dict], artifact_type: str, component: str):
         if row["component"] == component and artifact_type in row["outputs"]:
             return row["outputs"][artifact_type][-1]
     return None
+
+
+def _best_values(uri: str) -> Optional[Dict]:
+    """The Tuner's best hyperparameter values."""
+    files = glob.glob(os.path.join(uri, "*"))
+    if not files:
+        return None
+    with open(files[0]) as f:
+        return json.load(f).get("values")
 
 
 def split_counts(stats_uri: str) -> Dict[str, int]:
@@ -64,12 +78,13 @@ def split_counts(stats_uri: str) -> Dict[str, int]:
     return counts
 
 
-def per_source_ap(evaluation_uri: str) -> Dict[str, Dict[str, float]]:
-    """{source: {head: exact AP on that source's test impressions}}."""
+def per_source_ap(evaluation_uri: str, model_name: Optional[str] = None) -> Dict[str, Dict[str, float]]:
+    """{source: {head: exact AP on that source's test impressions}} of one evaluated model
+    ("candidate" or "baseline" when the Evaluator compared two; None when it evaluated one)."""
     import tensorflow_model_analysis as tfma
 
     out = {s: {} for s in SOURCES}
-    for slice_key, metrics in tfma.load_eval_result(evaluation_uri).slicing_metrics:
+    for slice_key, metrics in tfma.load_eval_result(evaluation_uri, model_name=model_name).slicing_metrics:
         if len(slice_key) != 1 or slice_key[0][0] != "source":
             continue
         source = slice_key[0][1]
@@ -90,17 +105,38 @@ def validation_failures(evaluation_uri: str) -> List[str]:
         where = ", ".join(f"{k.column}={k.bytes_value.decode() or k.int64_value}"
                           for k in per_slice.slice_key.single_slice_keys) or "overall"
         for f in per_slice.failures:
-            kind = "change vs latest blessed" if f.metric_key.is_diff else "value"
             t = f.metric_threshold
-            bound = (t.change_threshold.absolute.value if t.HasField("change_threshold")
-                     else t.value_threshold.lower_bound.value)
-            lines.append(f"{where}: {f.metric_key.output_name} {f.metric_key.name} {kind} "
-                         f"{f.metric_value.double_value.value:.4f} below {bound:.4f}")
+            if f.metric_key.is_diff:
+                bound = t.change_threshold.relative.value
+                lines.append(f"{where}: {f.metric_key.output_name} {f.metric_key.name} relative change vs baseline "
+                             f"{f.metric_value.double_value.value:+.4f} below {bound:+.4f}")
+            else:
+                lines.append(f"{where}: {f.metric_key.output_name} {f.metric_key.name} value "
+                             f"{f.metric_value.double_value.value:.4f} below {t.value_threshold.lower_bound.value:.4f}")
     return lines
+
+
+def _model_ap(evaluation_uri: str, model_name: str) -> Dict[str, Dict[str, float]]:
+    try:
+        return per_source_ap(evaluation_uri, model_name)
+    except Exception:  # an evaluation of a single model (no baseline) has no model names
+        return per_source_ap(evaluation_uri) if model_name == "candidate" else {}
+
+
+def _baseline(rows: List[Dict], evaluation_uri: str) -> Optional[Dict]:
+    """Which model the candidate was compared with, and its AP per source and head."""
+    trained = _latest_output(rows, "Model", "baseline_trainer")
+    imported = _latest_output(rows, "Model", "baseline_importer")
+    if not (trained or imported):
+        return None
+    return {"model": (trained or imported).uri,
+            "kind": "promotions_baseline trained in this run" if trained else "incumbent (imported)",
+            "ap": _model_ap(evaluation_uri, "baseline")}
 
 
 def summarize_run(metadata_path: str, since_ms: int, error: Optional[str] = None) -> Dict:
     rows = executions_since(metadata_path, since_ms)
+    hyperparameters = _latest_output(rows, "HyperParameters", "Tuner")
     stats = _latest_output(rows, "ExampleStatistics", "StatisticsGen")
     evaluation = _latest_output(rows, "ModelEvaluation", "Evaluator")
     blessing = _latest_output(rows, "ModelBlessing", "Evaluator")
@@ -121,7 +157,9 @@ def summarize_run(metadata_path: str, since_ms: int, error: Optional[str] = None
         "pushed_model": pushed_path,
         "not_pushed_reason": reason,
         "splits": split_counts(stats.uri) if stats else {},
-        "ap": per_source_ap(evaluation.uri) if evaluation else {},
+        "tuned_hyperparameters": _best_values(hyperparameters.uri) if hyperparameters else None,
+        "ap": _model_ap(evaluation.uri, "candidate") if evaluation else {},
+        "baseline": _baseline(rows, evaluation.uri) if evaluation else None,
         "components": [{"component": r["component"], "state": r["state"], "seconds": round(r["seconds"], 1)}
                        for r in rows],
         # the newest output artifact of each type, per component: {component: {artifact type: uri}}

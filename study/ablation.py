@@ -13,7 +13,6 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from models.config import PRESET_HELP
 from study import tables
 from core.fields import SOURCES, TRUTH_PREFIX
 
@@ -36,12 +35,18 @@ def oracle_ap(data: str, split) -> Optional[Dict[str, float]]:
     return {s: average_precision(test.stream[test.source == s], test[truth][test.source == s]) for s in SOURCES}
 
 
+UNTUNED = "untuned"  # suffix of the rows trained with a preset's own (the seed's) hyperparameters
+
+
 def run_ablation(data: Dict, logs: str, split, presets: Sequence[str], seeds: int, out: str,
-                 model_overrides: Optional[Dict] = None, progress=print) -> Dict:
+                 model_overrides: Optional[Dict] = None, tuning=None, progress=print) -> Dict:
     """Trains every preset for each seed on one Transform output and scores its test split.
 
     data: {"graph": Transform graph dir, "files": {split: transformed file pattern}}, from the
-    pipeline layer's run of ExampleGen .. Transform; `logs` and `split` give the oracle AP."""
+    pipeline layer's run of ExampleGen .. Transform; `logs` and `split` give the oracle AP.
+    With `tuning` (a TuningConfig with trials > 0), every preset is first tuned on validation AP
+    with the same budget (the seed's protocol) and trained with its best values; `unified` is also
+    trained untuned (the seed's fixed recipe, 50/50 batches), as the row `unified_untuned`."""
     import tensorflow as tf
 
     from models.config import preset
@@ -49,21 +54,45 @@ def run_ablation(data: Dict, logs: str, split, presets: Sequence[str], seeds: in
     from models.sampling import eval_dataset
     from core.tasks import stream_head
     from models.trainer import train
+    from models.tuning import TrialData, tune
 
     import tensorflow_transform as tft
 
     os.makedirs(out, exist_ok=True)
     tft_out = tft.TFTransformOutput(data["graph"])
     spec = tft_out.transformed_feature_spec()
+    base = preset("unified", **(model_overrides or {}))
+    t_all = time.time()
+    memory = TrialData.load(tft_out, data["files"]["train"], data["files"]["eval"], base.max_eval_examples)
+    progress(f"train and eval splits in memory in {time.time() - t_all:.0f} s: " +
+             ", ".join(f"{s} {n:,}" for s, n in memory.counts.items()))
+    variants: Dict[str, object] = {}  # row name -> ModelConfig (seed 0)
+    tuned: Dict[str, Dict] = {}
+    reference = None
+    for name in presets:
+        cfg = preset(name, **(model_overrides or {}))
+        if tuning is not None and tuning.trials > 0:
+            if name == "unified":
+                variants[f"{name}_{UNTUNED}"] = cfg
+            t0 = time.time()
+            progress(f"tuning {name}: {tuning.trials} trials of {tuning.steps} steps ...")
+            result = tune(cfg, tuning, memory, os.path.join(out, "tuner", name), reference=reference,
+                          progress=progress)
+            reference = result["reference"]
+            tuned[name] = result
+            cfg = cfg.with_hyperparameters(result["values"])
+            progress(f"  {name}: best {result['values']} ({time.time() - t0:.0f} s)")
+        variants[name] = cfg
     runs: Dict[str, List[Dict[str, float]]] = {}
     scored: Dict[str, List[Dict]] = {}
-    total, k, t_all = len(presets) * seeds, 0, time.time()
-    for name in presets:
+    total, k = len(variants) * seeds, 0
+    for name, cfg0 in variants.items():
         for seed in range(seeds):
             k += 1
             t0 = time.time()
-            cfg = preset(name, seed=seed, **(model_overrides or {}))
-            model = train(cfg, tft_out, data["files"]["train"], data["files"]["eval"], verbose=False)
+            cfg = cfg0.replace(seed=seed)
+            model = train(cfg, tft_out, data["files"]["train"], None, verbose=False, examples=memory.examples,
+                          counts=memory.counts, eval_data=memory.eval_batches)
             s = score_dataset(model, eval_dataset(data["files"]["test"], spec))
             ap = stream_ap_by_source(model.task_rows, s)
             runs.setdefault(name, []).append(ap)
@@ -75,9 +104,8 @@ def run_ablation(data: Dict, logs: str, split, presets: Sequence[str], seeds: in
                                           "scores": s.predictions[stream_head(model.task_rows, source)][rows],
                                           "prior": s.prior_impressions[rows]}
                 scored.setdefault(name, []).append(per_source)
-            stopped = len(model.history.history["loss"]) * min(cfg.eval_every_steps, cfg.train_steps)
             progress(f"[{k}/{total}] {name} seed {seed}: test AP promotions={ap['promotions']:.4f} "
-                     f"ads={ap['ads']:.4f} ({stopped} steps, {time.time() - t0:.0f} s; "
+                     f"ads={ap['ads']:.4f} (restored step {model.selected['step']}, {time.time() - t0:.0f} s; "
                      f"{time.time() - t_all:.0f} s so far)")
             tf.keras.backend.clear_session()
     table = tables.ablation_table(runs, oracle_ap(logs, split))
@@ -85,6 +113,10 @@ def run_ablation(data: Dict, logs: str, split, presets: Sequence[str], seeds: in
     write_reports(table, cold, out, meta={"data": logs, "seeds": seeds, "presets": list(presets),
                                           "split": json.loads(split.to_json()),
                                           "model_overrides": model_overrides or {},
+                                          "tuning": json.loads(tuning.to_json()) if tuning else None,
+                                          "tuned": {n: {"values": r["values"], "trials": r["trials"]}
+                                                    for n, r in tuned.items()},
+                                          "reference_eval_ap": reference,
                                           "seconds": round(time.time() - t_all)})
     return table
 
@@ -125,7 +157,7 @@ def _ablation_chart(table: Dict, path: str) -> None:
         ax.set_title(title)
         ax.set_xlabel("average precision (mean ± std over seeds)")
     axes[0].set_yticks(range(len(names)))
-    axes[0].set_yticklabels([PRESET_HELP.get(n, n) for n in names], fontsize=8)
+    axes[0].set_yticklabels([tables.row_label(n) for n in names], fontsize=8)
     axes[0].invert_yaxis()
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -10,6 +10,14 @@ from core.fields import POPULARITY_BUCKETS, popularity_bucket
 from models.config import PRESET_HELP
 
 BASELINE = "promotions_baseline"
+
+
+def row_label(name: str) -> str:
+    """A readable row name: the preset's description; `<preset>_untuned` is that preset with its own
+    (the seed's) hyperparameters when the other rows are tuned."""
+    if name.endswith("_untuned") and name[:-len("_untuned")] in PRESET_HELP:
+        return PRESET_HELP[name[:-len("_untuned")]] + ", untuned (the seed's fixed recipe)"
+    return PRESET_HELP.get(name, name)
 TOP_FRACTION = 0.10
 
 
@@ -48,7 +56,7 @@ def ablation_markdown(table: Dict) -> str:
     lines = ["| model | promotions AP | vs baseline | ads AP | vs baseline |", "|---|---|---|---|---|"]
     for name, v in table["variants"].items():
         p, a = v["promotions_ap"], v["ads_ap"]
-        lines.append(f"| {PRESET_HELP.get(name, name)} (`{name}`) | {p['mean']:.4f} ± {p['std']:.4f} | "
+        lines.append(f"| {row_label(name)} (`{name}`) | {p['mean']:.4f} ± {p['std']:.4f} | "
                      f"{_pct(v['rel_promotions'])} | {a['mean']:.4f} ± {a['std']:.4f} | {_pct(v['rel_ads'])} |")
     o = table["oracle"]
     if o.get("promotions_ap") is not None:

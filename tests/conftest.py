@@ -23,7 +23,10 @@ def small_pipeline_config(data, root, **model_overrides):
     from pipeline.configs import PipelineConfig
 
     # floors just above the base rates (promotions ~6%, ads ~3%): the small logs hold few ads positives
-    config = PipelineConfig(data=data, root=root, split=SMALL_SPLIT, ap_floor=(("promotions", 0.07), ("ads", 0.02)))
+    from models.config import TuningConfig
+
+    config = PipelineConfig(data=data, root=root, split=SMALL_SPLIT, ap_floor=(("promotions", 0.07), ("ads", 0.02)),
+                            tuning=TuningConfig(trials=2, steps=40))
     overrides = dict(train_steps=120, eval_every_steps=40, batch_size=256, shuffle_buffer=5000)
     overrides.update(model_overrides)
     return config.with_preset("unified", **overrides)

@@ -16,7 +16,7 @@ from tests.conftest import latest_artifact, run_python, score_in_fresh_process
 
 pytestmark = pytest.mark.slow
 COMPONENTS = {"TemporalExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "ValidationGate",
-              "Transform", "Trainer", "Resolver", "Evaluator", "Pusher"}
+              "Transform", "Tuner", "Trainer", "baseline_trainer", "Evaluator", "Pusher"}
 
 
 def test_end_to_end_run_blesses_and_pushes(pipeline_run, small_logs):
@@ -60,22 +60,59 @@ def test_transform_output_holds_no_true_probability(transformed):
     assert "source" in serving and "user_history" in serving
 
 
-def test_rerun_reuses_cache_then_a_worse_model_is_not_blessed(pipeline_run):
+def test_rerun_reuses_cache_then_a_worse_model_is_not_blessed(pipeline_run, tmp_path):
     from pipeline.local_runner import run_pipeline
 
     config = pipeline_run["config"]
+    pushed = pipeline_run["summary"]["pushed_model"]
     again = run_pipeline(config, quiet=True)
     states = {c["component"]: c["state"] for c in again["components"]}
-    for name in ("TemporalExampleGen", "StatisticsGen", "Transform", "Trainer"):
+    for name in ("TemporalExampleGen", "StatisticsGen", "Transform", "Tuner", "Trainer"):
         assert states[name] == "cached", states
-    serving_before = sorted(os.listdir(config.serving))
+    # with a pushed model in the serving folder, that model is the baseline (no baseline trainer)
+    assert "baseline_trainer" not in states and again["baseline"]["kind"] == "incumbent (imported)"
+    assert again["baseline"]["model"].startswith(os.path.join(config.root, "baselines", os.path.basename(pushed)))
+    for source in SOURCES:
+        assert again["baseline"]["ap"][source]  # the incumbent's AP per source is reported
 
-    worse = run_pipeline(config.replace(model=config.model.replace(train_steps=1, eval_every_steps=1)), quiet=True)
+    # an imported incumbent better on every source than a 1-step candidate: not blessed, nothing pushed
+    serving = str(tmp_path / "serving")
+    worse = run_pipeline(config.replace(model=config.model.replace(train_steps=1, eval_every_steps=1),
+                                        baseline_model=pushed, serving_dir=serving), quiet=True)
     states = {c["component"]: c["state"] for c in worse["components"]}
     assert states["Trainer"] == "done" and states["Transform"] == "cached"
     assert worse["blessed"] is False and worse["pushed_model"] is None
-    assert "not blessed" in worse["not_pushed_reason"] and "exact_average_precision" in worse["not_pushed_reason"]
-    assert sorted(os.listdir(config.serving)) == serving_before
+    assert "relative change vs baseline" in worse["not_pushed_reason"], worse["not_pushed_reason"]
+    assert "exact_average_precision" in worse["not_pushed_reason"]
+    assert not os.path.exists(serving) or not os.listdir(serving)
+
+
+def test_tuned_hyperparameters_reach_the_pushed_model(pipeline_run):
+    from models.export import read_model_config
+
+    s = pipeline_run["summary"]
+    states = {c["component"]: c["state"] for c in s["components"]}
+    assert states["Tuner"] == "done" and states["baseline_trainer"] == "done"
+    tuned = s["tuned_hyperparameters"]
+    assert set(tuned) >= {"source_alpha", "learning_rate", "embedding_dim", "encoder_units", "dropout"}
+    served = read_model_config(s["pushed_model"])
+    assert served == pipeline_run["config"].model.with_hyperparameters(tuned)
+    # the first run had no incumbent: a promotions baseline trained in the same run, compared per source
+    assert s["baseline"]["kind"].startswith("promotions_baseline")
+    assert set(s["baseline"]["ap"]["ads"]) >= {"promo_stream", "ad_stream"}  # ad_stream: its promotions head
+
+
+def test_without_tuning_the_trainer_takes_the_config_as_is(pipeline_run):
+    from models.config import TuningConfig
+
+    config = pipeline_run["config"].replace(tuning=TuningConfig(trials=0))
+    ids = [c.id for c in create_pipeline(config).components]
+    assert "Tuner" not in ids and "latest_hyperparameters_resolver" not in ids
+    trainer = next(c for c in create_pipeline(config).components if c.id == "Trainer")
+    assert "hyperparameters" not in trainer.inputs or not trainer.inputs["hyperparameters"]
+    assert trainer.exec_properties["custom_config"]
+    scheduled = config.replace(reuse_hyperparameters=True)
+    assert "latest_hyperparameters_resolver" in [c.id for c in create_pipeline(scheduled).components]
 
 
 def _corrupt(src, dst):

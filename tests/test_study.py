@@ -72,13 +72,17 @@ def test_ablate_on_tiny_data_writes_all_reports(small_logs, tmp_path):
     out = tmp_path / "study"
     r = run_python(["-m", "pipeline.cli", "ablate", "--data", small_logs, "--out", str(out), "--seeds", "1",
                     "--presets", "promotions_baseline,unified", "--train-steps", "20", "--test-days", "3",
-                    "--eval-days", "2"])
+                    "--eval-days", "2", "--tune-trials", "2", "--tune-steps", "20"])
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
-    assert "[2/2] unified seed 0" in r.stdout
+    assert "tuning unified: 2 trials" in r.stdout and "[3/3] unified seed 0" in r.stdout
     for name in ("ablation.json", "ablation.md", "ablation.png", "cold_start.json", "cold_start.md", "cold_start.png"):
         assert (out / name).stat().st_size > 0, name
     table = json.loads((out / "ablation.json").read_text())
-    assert set(table["variants"]) == {"promotions_baseline", "unified"}
+    # every preset tuned with the same budget, and the seed's untuned recipe beside them
+    assert set(table["variants"]) == {"promotions_baseline", "unified", "unified_untuned"}
+    assert set(table["meta"]["tuned"]) == {"promotions_baseline", "unified"}
+    assert all(len(t["trials"]) == 2 for t in table["meta"]["tuned"].values())
+    assert "untuned" in (out / "ablation.md").read_text()
     assert table["variants"]["promotions_baseline"]["rel_ads"] == pytest.approx(0.0)
     assert table["oracle"]["ads_ap"] > 0  # synthetic logs carry the true probability
     cold = json.loads((out / "cold_start.json").read_text())

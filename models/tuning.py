@@ -1,0 +1,157 @@
+"""Hyperparameter tuning on validation AP, for the TFX Tuner component (`tuner_fn`) and the study.
+
+The search space (each default is the pipeline's ModelConfig, and the first trial is exactly
+that config, so tuning can only keep or improve the eval objective):
+- `source_alpha`: each source's share of a batch is proportional to n_source ** alpha, from 0
+  (the seed's 50/50) to 1 (the natural mix); only for models trained on both sources;
+- `learning_rate`, `embedding_dim`, `list_embedding_dim`, `encoder_units`, `dropout`.
+The objective is `models.selection.tuning_score`: eval stream AP per source relative to a
+`promotions_baseline` reference trained with the same step budget (the incumbent), never
+preferring a model that loses a source beyond the tolerance. Trials are short (`steps`), stop
+early, and read the train and eval splits from memory (read once per tuning run).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from typing import Dict, Optional, Sequence
+
+import keras_tuner
+import tensorflow as tf
+
+from core.fields import SOURCES
+from core.tasks import TASKS, Task
+from models.config import TUNING_KEY, ModelConfig, TuningConfig, preset
+from models.sampling import eval_dataset, load_examples
+from models.selection import relative_ap, tuning_score
+
+REFERENCE_PRESET = "promotions_baseline"
+OBJECTIVE = "score"
+
+
+def search_space(cfg: ModelConfig) -> keras_tuner.HyperParameters:
+    hp = keras_tuner.HyperParameters()
+    if set(cfg.train_sources) == set(SOURCES) and cfg.mix == "balanced" and cfg.source_shares is None:
+        hp.Float("source_alpha", 0.0, 1.0, step=0.25, default=cfg.source_alpha)
+    hp.Choice("learning_rate", sorted({3e-4, 1e-3, 3e-3, cfg.learning_rate}), default=cfg.learning_rate)
+    hp.Choice("embedding_dim", sorted({8, 16, 32, cfg.embedding_dim}), default=cfg.embedding_dim)
+    hp.Choice("list_embedding_dim", sorted({8, 16, 32, cfg.list_embedding_dim}), default=cfg.list_embedding_dim)
+    units = ",".join(str(u) for u in cfg.encoder_units)
+    hp.Choice("encoder_units", sorted({"128,64", "256,128", "512,256", units}), default=units)
+    hp.Choice("dropout", sorted({0.0, 0.1, 0.3, cfg.dropout}), default=cfg.dropout)
+    return hp
+
+
+class _DefaultsFirst(keras_tuner.oracles.RandomSearchOracle):
+    """Random search whose first trial is the space's defaults (the untuned config)."""
+
+    def populate_space(self, trial_id):
+        if not self.trials:
+            return {"status": keras_tuner.engine.trial.TrialStatus.RUNNING,
+                    "values": self.hyperparameters.copy().values}
+        return super().populate_space(trial_id)
+
+
+class SourceTuner(keras_tuner.engine.base_tuner.BaseTuner):
+    """Each trial trains `base` with the trial's values for `tuning.steps` steps (early-stopped, the
+    checkpoint chosen per source) and scores its eval stream AP per source against the reference."""
+
+    def __init__(self, base: ModelConfig, tuning: TuningConfig, data: "TrialData", table: Sequence[Task],
+                 directory: str, progress=print, reference: Optional[Dict[str, float]] = None):
+        oracle = _DefaultsFirst(objective=keras_tuner.Objective(OBJECTIVE, "max"), max_trials=tuning.trials,
+                                hyperparameters=search_space(base), seed=tuning.seed)
+        super().__init__(oracle, directory=directory, project_name="podcast_mtl", overwrite=True)
+        self.base, self.tuning, self.data, self.table, self.progress = base, tuning, data, tuple(table), progress
+        self.reference = reference  # the reference model's eval AP per source, trained on first use
+        self.trial_log = []
+
+    def _train(self, cfg: ModelConfig):
+        from models.trainer import train
+
+        model = train(cfg, self.data.tft_output, None, None, table=self.table, verbose=False,
+                      examples=self.data.examples, counts=self.data.counts, eval_data=self.data.eval_batches)
+        selected = {"step": int(model.selected["step"]),
+                    "eval_ap_all_sources": {s: float(v) for s, v in model.selected["eval_ap_all_sources"].items()}}
+        tf.keras.backend.clear_session()
+        return selected
+
+    def reference_ap(self) -> Dict[str, float]:
+        if self.reference is None:
+            t0 = time.time()
+            cfg = preset(REFERENCE_PRESET, base=self.base).replace(train_steps=self.tuning.steps)
+            self.reference = self._train(cfg)["eval_ap_all_sources"]
+            self.progress(f"  tuning reference {REFERENCE_PRESET}: eval stream AP " +
+                          " ".join(f"{s}={v:.4f}" for s, v in self.reference.items()) + f" ({time.time() - t0:.0f} s)")
+        return self.reference
+
+    def run_trial(self, trial, *args, **kwargs):
+        reference = self.reference_ap()
+        t0 = time.time()
+        cfg = self.base.with_hyperparameters(trial.hyperparameters.values).replace(train_steps=self.tuning.steps)
+        selected = self._train(cfg)
+        ap = selected["eval_ap_all_sources"]
+        score = tuning_score(ap, reference, self.tuning.tolerance)
+        rel = relative_ap(ap, reference)
+        self.trial_log.append({"trial": trial.trial_id, "values": dict(trial.hyperparameters.values), "score": score,
+                               "eval_ap": ap, "relative_ap": rel, "step": selected["step"]})
+        self.progress(f"  trial {len(self.trial_log)}/{self.tuning.trials}: score {score:.4f}, eval stream AP " +
+                      " ".join(f"{s}={ap[s]:.4f} ({rel[s] - 1:+.1%})" for s in SOURCES) +
+                      f", {json.dumps(trial.hyperparameters.values)} ({time.time() - t0:.0f} s)")
+        return {OBJECTIVE: score, **{f"eval_ap_{s}": ap[s] for s in SOURCES}}
+
+    def save_model(self, trial_id, model, step=0):  # trials keep no model: the Trainer trains the best
+        pass
+
+    def load_model(self, trial):
+        raise NotImplementedError("trials keep no model")
+
+
+@dataclasses.dataclass
+class TrialData:
+    """The train and eval splits in memory, shared by every trial of one tuning run."""
+    tft_output: object
+    examples: tf.data.Dataset
+    counts: Dict[str, int]
+    eval_batches: list
+
+    @classmethod
+    def load(cls, tft_output, train_files, eval_files, max_eval_examples: int) -> "TrialData":
+        spec = tft_output.transformed_feature_spec()
+        examples, counts = load_examples(train_files, spec)
+        return cls(tft_output, examples, counts, list(eval_dataset(eval_files, spec, max_examples=max_eval_examples)))
+
+
+def tune(base: ModelConfig, tuning: TuningConfig, data: TrialData, directory: str, table: Sequence[Task] = TASKS,
+         progress=print, reference: Optional[Dict[str, float]] = None) -> Dict:
+    """Runs the search in-process; returns {"values": best values, "trials": [...], "reference": {...}}.
+    `reference`: the reference model's eval AP per source when already known (same data and budget)."""
+    tuner = SourceTuner(base, tuning, data, table, directory, progress, reference)
+    tuner.search(verbose=0)
+    best = tuner.get_best_hyperparameters()[0]
+    return {"values": dict(best.values), "trials": tuner.trial_log, "reference": tuner.reference,
+            "hyperparameters": best.get_config()}
+
+
+def tuner_fn(fn_args):
+    """TFX Tuner entry point: the base config and the tuning budget come in custom_config."""
+    import tensorflow_transform as tft
+    from tfx.components.tuner.component import TunerFnResult
+
+    from models.trainer import config_from_custom
+
+    base = config_from_custom(fn_args.custom_config)
+    tuning = TuningConfig.from_json(fn_args.custom_config[TUNING_KEY]) if fn_args.custom_config and \
+        TUNING_KEY in fn_args.custom_config else TuningConfig()
+    if fn_args.train_steps:
+        tuning = dataclasses.replace(tuning, steps=int(fn_args.train_steps))
+    tft_output = tft.TFTransformOutput(fn_args.transform_graph_path)
+    t0 = time.time()
+    data = TrialData.load(tft_output, fn_args.train_files, fn_args.eval_files, base.max_eval_examples)
+    print(f"tuning: {tuning.trials} trials of {tuning.steps} steps; data in memory in {time.time() - t0:.0f} s "
+          f"({sum(data.counts.values()):,} training examples: " +
+          ", ".join(f"{s} {n:,}" for s, n in data.counts.items()) + ")", flush=True)
+    tuner = SourceTuner(base, tuning, data, TASKS, os.path.join(fn_args.working_dir or ".", "tuner"),
+                        progress=lambda line: print(line, flush=True))
+    return TunerFnResult(tuner=tuner, fit_kwargs={"verbose": 0})
