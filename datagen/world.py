@@ -69,8 +69,7 @@ CLICK_CREATIVE, CLICK_RECEPTIVITY = 0.5, 0.5  # ad clicks respond to the creativ
 
 OLD_ADVERTISER_SHARE = 0.35  # podcasts launched before the window that buy ads
 NEW_ADVERTISER_SHARE = 0.85  # podcasts launching in the window that buy a launch campaign
-LAUNCH_BUDGET = 2.0  # launch campaigns spend twice as much per day as other campaigns (median)
-RAMP_DAYS = 21  # a new podcast's organic popularity builds linearly over three weeks
+RAMP_DAYS = 28  # a new podcast's organic popularity builds linearly over four weeks
 FEATURED_SHARE, FEATURE_PUSH = 0.1, 4.0  # share of launches featured editorially, and their first-week push
 EMERGING_BOTTOM_SHARE = 0.5  # emerging creators: launched in the window or in the bottom half by popularity
 
@@ -232,7 +231,6 @@ class World:
         n_camp = self.campaign_podcast.size
         self.campaign_bid = np.round(rng.lognormal(np.log(8.0), .4, n_camp), 2)  # CPM, currency per 1000 impressions
         budget = rng.lognormal(0, 1.0, n_camp)
-        budget *= np.where(self.campaign_start == self.launch_day[self.campaign_podcast], LAUNCH_BUDGET, 1.0)
         self.campaign_quality = rng.normal(0, CAMPAIGN_SD, n_camp)
         self.campaign_target_market = rng.choice(len(MARKETS), n_camp, p=MARKET_P)
         # creatives: 1-4 per campaign, each in one format
