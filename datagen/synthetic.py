@@ -3,8 +3,9 @@
 The world (`datagen/world.py`) holds users, podcasts, creators, campaigns and creatives and the
 true probability of every label; this module only decides which impressions were logged: day
 volumes with weekly seasonality, hours with a daily curve, users by activity, promotions by
-popularity with an editorial push for new launches, ads by the campaigns live that day (budget,
-bid) with a light preference targeting, creatives in rotation. Deterministic for a seed.
+popularity (which a new podcast builds over its first weeks; featured launches get a push), ads
+by an auction among the campaigns live that day (budget, bid), both with a light preference
+targeting, creatives in rotation. Deterministic for a seed. See datagen/README.md.
 """
 from __future__ import annotations
 
