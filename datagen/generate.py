@@ -7,6 +7,7 @@ from typing import Dict
 from core.logs import read_manifest, write_logs
 from datagen.summary import format_summary, summarize
 from datagen.synthetic import GeneratorConfig, generate
+from datagen.world import WORLD_VERSION, World
 
 
 def generate_logs(cfg: GeneratorConfig, out_dir: str, verbose: bool = True) -> Dict:
@@ -14,9 +15,11 @@ def generate_logs(cfg: GeneratorConfig, out_dir: str, verbose: bool = True) -> D
     if verbose:
         print(f"generating {cfg.days} days x ~{cfg.impressions_per_day:,} impressions (seed {cfg.seed}) ...",
               flush=True)
-    df = generate(cfg)
-    summary = summarize(df)
-    manifest = {"generator": "synthetic", "config": dataclasses.asdict(cfg), "summary": summary}
+    world = World(cfg)
+    df = generate(cfg, world)
+    summary = summarize(df, world)
+    manifest = {"generator": "synthetic", "world_version": WORLD_VERSION, "config": dataclasses.asdict(cfg),
+                "summary": summary}
     write_logs(df, out_dir, manifest, with_truth=True)
     if verbose:
         print(format_summary(summary), flush=True)
@@ -24,12 +27,13 @@ def generate_logs(cfg: GeneratorConfig, out_dir: str, verbose: bool = True) -> D
 
 
 def ensure_logs(cfg: GeneratorConfig, out_dir: str, verbose: bool = True) -> Dict:
-    """Generates logs unless `out_dir` already holds logs made with this exact config.
+    """Generates logs unless `out_dir` already holds logs made with this exact config and world version.
 
     Reusing them keeps file fingerprints stable, so the pipeline's ExampleGen cache stays valid.
     """
     manifest = read_manifest(out_dir)
-    if manifest and manifest.get("config") == dataclasses.asdict(cfg):
+    same = manifest and manifest.get("config") == dataclasses.asdict(cfg)
+    if same and manifest.get("world_version") == WORLD_VERSION:
         if verbose:
             print(f"reusing synthetic logs in {out_dir} (same generator config)", flush=True)
         return manifest["summary"]
