@@ -106,10 +106,10 @@ def validation_failures(evaluation_uri: str) -> List[str]:
                           for k in per_slice.slice_key.single_slice_keys) or "overall"
         for f in per_slice.failures:
             t = f.metric_threshold
-            if f.metric_key.is_diff:
-                bound = t.change_threshold.relative.value
-                lines.append(f"{where}: {f.metric_key.output_name} {f.metric_key.name} relative change vs baseline "
-                             f"{f.metric_value.double_value.value:+.4f} below {bound:+.4f}")
+            if f.metric_key.is_diff:  # TFMA reports the absolute difference; the bound is relative
+                lines.append(f"{where}: {f.metric_key.output_name} {f.metric_key.name} is "
+                             f"{-f.metric_value.double_value.value:.4f} below the baseline's, more than the "
+                             f"{-t.change_threshold.relative.value:.0%} relative tolerance")
             else:
                 lines.append(f"{where}: {f.metric_key.output_name} {f.metric_key.name} value "
                              f"{f.metric_value.double_value.value:.4f} below {t.value_threshold.lower_bound.value:.4f}")

@@ -25,8 +25,11 @@ def small_pipeline_config(data, root, **model_overrides):
     # floors just above the base rates (promotions ~6%, ads ~3%): the small logs hold few ads positives
     from models.config import TuningConfig
 
+    # The small logs hold few ads positives: against the promotions baseline trained in the same run
+    # the candidate's ads AP varies by tens of percent, so the shared run compares leniently; the
+    # per-source gate is tested with the default 1% tolerance in test_pipeline's rerun test.
     config = PipelineConfig(data=data, root=root, split=SMALL_SPLIT, ap_floor=(("promotions", 0.07), ("ads", 0.02)),
-                            tuning=TuningConfig(trials=2, steps=40))
+                            ap_tolerance=0.9, tuning=TuningConfig(trials=2, steps=40))
     overrides = dict(train_steps=120, eval_every_steps=40, batch_size=256, shuffle_buffer=5000)
     overrides.update(model_overrides)
     return config.with_preset("unified", **overrides)

@@ -297,7 +297,7 @@ def test_logs_pass_the_curated_schema(tmp_path):
     from tensorflow_data_validation.statistics import stats_impl
 
     from core.logs import arrow_schema, read_logs, write_logs
-    from pipeline.configs import SCHEMA_DIR
+    from schemas import SCHEMA_DIR
 
     small = GeneratorConfig(seed=4, days=4, users=500, podcasts=120, impressions_per_day=800)
     write_logs(generate(small), str(tmp_path / "logs"), {}, with_truth=True)
