@@ -35,6 +35,8 @@ class PipelineConfig:
     # blessing: exact stream AP per source on the test split
     ap_floor: Tuple[Tuple[str, float], ...] = DEFAULT_AP_FLOORS
     ap_tolerance: float = 0.01  # how far below the latest blessed model's AP a candidate may be
+    # rows ExampleGen may reject (outside their day, wrong-source fields, NaN) before the gate stops the run
+    max_rejected_rows: int = 0
     beam_args: Tuple[str, ...] = ()  # the user's own; LOCAL_BEAM_ARGS apply when they name no runner
     serving_dir: Optional[str] = None  # default <root>/serving
     metadata_path: Optional[str] = None  # default <root>/metadata.sqlite (MLMD)
@@ -82,7 +84,8 @@ class PipelineConfig:
         floors.update(dict(getattr(args, "ap_floor", None) or ()))
         config = cls(data=data, root=root, split=split, ap_floor=tuple(floors.items()),
                      beam_args=tuple(getattr(args, "beam_arg", None) or ()),
-                     serving_dir=getattr(args, "serving_dir", None))
+                     serving_dir=getattr(args, "serving_dir", None),
+                     max_rejected_rows=getattr(args, "max_rejected_rows", None) or default(cls, "max_rejected_rows"))
         overrides = {"seed": args.seed}
         if getattr(args, "train_steps", None):
             overrides["train_steps"] = args.train_steps
