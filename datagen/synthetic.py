@@ -33,6 +33,10 @@ HOURLY = np.array([2, 1.5, 1, .8, .8, 1.2, 2.5, 4, 5, 4.5, 4, 4.2, 4.8, 4.5, 4, 
 WEEKLY = np.array([1.0, .97, .98, 1.0, 1.05, 1.15, 1.12])  # Mon..Sun
 
 
+MAX_DAYS = 3650
+MAX_ROWS = 50_000_000
+
+
 @dataclasses.dataclass(frozen=True)
 class GeneratorConfig:
     seed: int = 7
@@ -47,6 +51,13 @@ class GeneratorConfig:
         for name in ("days", "users", "podcasts", "impressions_per_day"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
+        if self.days > MAX_DAYS:
+            raise ValueError(f"--days must be at most {MAX_DAYS:,} (ten years), got {self.days:,}")
+        if self.days * self.impressions_per_day > MAX_ROWS:
+            raise ValueError(f"--days x --impressions-per-day = {self.days * self.impressions_per_day:,} impressions; "
+                             f"the generator holds them in memory and writes at most {MAX_ROWS:,}")
+        if not 0 <= self.seed < 2 ** 32:
+            raise ValueError(f"--seed must be in [0, 2**32), got {self.seed}")
         if not 0 < self.ads_share < 1:
             raise ValueError(f"ads share must be in (0, 1), got {self.ads_share}")
 
