@@ -56,7 +56,7 @@ def check_source(source: tf.Tensor) -> tf.Tensor:
     known = tf.reduce_any(tf.equal(values[:, None], tf.constant(SOURCES)[None, :]), axis=1)
     bad = tf.strings.unicode_transcode(tf.boolean_mask(values, ~known)[:5], "UTF-8", "UTF-8", errors="replace")
     check = tf.debugging.Assert(tf.reduce_all(known), [
-        f"feature 'source' must be one of {', '.join(SOURCES)}; got", tf.reduce_sum(tf.cast(~known, tf.int32)),
+        f"feature source must be one of {', '.join(SOURCES)}; got", tf.reduce_sum(tf.cast(~known, tf.int32)),
         "unknown value(s), e.g.", bad], summarize=5)
     with tf.control_dependencies([check]):
         return tf.identity(source)

@@ -92,7 +92,7 @@ def check_types(table: pa.Table, path: str, nan_rows: Dict[str, np.ndarray] = No
             finite = values[~nan]
             if np.all(finite == np.round(finite)):
                 if nan_rows is not None and name in required and nan.any():
-                    nan_rows[name] = nan & ~np.asarray(col.is_null())
+                    nan_rows[name] = nan  # pandas writes NaN as null: both arrive here as NaN
                 table = table.set_column(i, name, pa.array(
                     [None if np.isnan(v) else int(v) for v in values], type=want))
                 continue
