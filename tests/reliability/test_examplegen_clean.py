@@ -2,7 +2,6 @@
 import json
 import os
 
-import pytest
 from tfx.types import standard_artifacts
 
 from components.temporal_example_gen.executor import TEMPORAL_SPLIT_KEY, Executor
