@@ -26,6 +26,9 @@ PARTITION_PREFIX = "date="
 FILE_NAME = "impressions.parquet"
 FILE_PATTERN = f"{PARTITION_PREFIX}*/*.parquet"
 MANIFEST = "manifest.json"
+# Written by TemporalExampleGen into its Examples artifact: rows read, kept per split and source,
+# rejected per file and reason, repeated impression ids. The ValidationGate and the run summary read it.
+EXAMPLE_GEN_REPORT = "example_gen_report.json"
 RECENT_WINDOW_S = 7 * DAY
 
 _ARROW = {"string": pa.string(), "int": pa.int64(), "float": pa.float64()}
@@ -77,10 +80,28 @@ def _rows_table(df: pd.DataFrame, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def write_logs(df: pd.DataFrame, out_dir: str, manifest: Dict, with_truth: bool) -> Dict[str, int]:
-    """Writes `df` as day partitions under `out_dir`, atomically. Returns rows per day."""
+class NotOurFolder(ValueError):
+    """The output folder holds files this tool did not write; it is left untouched."""
+
+
+def check_replaceable(out_dir: str, overwrite: bool = False) -> None:
+    """Only a missing or empty folder, or one this tool wrote (it holds our `manifest.json`), may be
+    replaced; anything else raises NotOurFolder unless `overwrite`."""
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ValueError(f"--out {out_dir}: exists and is not a folder")
+    if overwrite or not os.path.isdir(out_dir) or not os.listdir(out_dir):
+        return
+    if read_manifest(out_dir) is None:
+        raise NotOurFolder(f"--out {out_dir}: the folder is not empty and holds no {MANIFEST} (it was not written "
+                           f"by podcast-mtl); refusing to replace its {len(os.listdir(out_dir))} entries; "
+                           f"pass --overwrite to replace it anyway")
+
+
+def write_logs(df: pd.DataFrame, out_dir: str, manifest: Dict, with_truth: bool,
+               overwrite: bool = False) -> Dict[str, int]:
+    """Writes `df` as day partitions under `out_dir`, atomically. Returns rows per day. An existing
+    folder is replaced only when this tool wrote it (or `overwrite`): see `check_replaceable`."""
+    check_replaceable(out_dir, overwrite)
     parent = os.path.dirname(os.path.abspath(out_dir))
     os.makedirs(parent, exist_ok=True)
     schema = arrow_schema(with_truth)
@@ -118,8 +139,12 @@ def read_manifest(root: str) -> Optional[Dict]:
     path = os.path.join(root, MANIFEST)
     if not os.path.exists(path):
         return None
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path) as f:
+            manifest = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) and "rows_per_day" in manifest else None
 
 
 def partition_days(root: str) -> Iterable[str]:

@@ -4,14 +4,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Dict
 
-from core.logs import read_manifest, write_logs
+from core.logs import check_replaceable, read_manifest, write_logs
 from datagen.summary import format_summary, summarize
 from datagen.synthetic import GeneratorConfig, generate
 from datagen.world import WORLD_VERSION, World
 
 
-def generate_logs(cfg: GeneratorConfig, out_dir: str, verbose: bool = True) -> Dict:
+def generate_logs(cfg: GeneratorConfig, out_dir: str, verbose: bool = True, overwrite: bool = False) -> Dict:
     cfg.validate()
+    check_replaceable(out_dir, overwrite)  # before the work, not after
     if verbose:
         print(f"generating {cfg.days} days x ~{cfg.impressions_per_day:,} impressions (seed {cfg.seed}) ...",
               flush=True)
@@ -20,7 +21,7 @@ def generate_logs(cfg: GeneratorConfig, out_dir: str, verbose: bool = True) -> D
     summary = summarize(df, world)
     manifest = {"generator": "synthetic", "world_version": WORLD_VERSION, "config": dataclasses.asdict(cfg),
                 "summary": summary}
-    write_logs(df, out_dir, manifest, with_truth=True)
+    write_logs(df, out_dir, manifest, with_truth=True, overwrite=overwrite)
     if verbose:
         print(format_summary(summary), flush=True)
     return summary

@@ -18,7 +18,7 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from core.logs import add_popularity, write_logs
+from core.logs import add_popularity, check_replaceable, write_logs
 from core.fields import LIST_LENGTH
 
 LOG_FILE = "log_standard_pure_20220425_20220508.parquet"
@@ -125,10 +125,11 @@ def convert(src: str, promotions_tabs: Sequence[int] = (1,), ads_tabs: Optional[
     return df, stats
 
 
-def convert_to_logs(src: str, out: str, promotions_tabs=(1,), ads_tabs=None) -> Dict:
+def convert_to_logs(src: str, out: str, promotions_tabs=(1,), ads_tabs=None, overwrite: bool = False) -> Dict:
+    check_replaceable(out, overwrite)  # before the work, not after
     df, stats = convert(src, promotions_tabs, ads_tabs)
     manifest = {"generator": "kuairand", "source": os.path.abspath(src), "licence": "CC BY-SA 4.0",
                 "promotions_tabs": list(promotions_tabs), "ads_tabs": list(ads_tabs) if ads_tabs else "all others",
                 "converted_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "stats": stats}
-    write_logs(df, out, manifest, with_truth=False)
+    write_logs(df, out, manifest, with_truth=False, overwrite=overwrite)
     return stats

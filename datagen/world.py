@@ -77,6 +77,10 @@ AD_PARTS = ("ad_format", "creative", "campaign", "receptivity")
 PROMO_PARTS = ("promo_slot", "promo_layout")
 
 
+MAX_DAYS = 3650
+MAX_ROWS = 50_000_000
+
+
 @dataclasses.dataclass(frozen=True)
 class GeneratorConfig:
     seed: int = 7
@@ -91,6 +95,13 @@ class GeneratorConfig:
         for name in ("days", "users", "podcasts", "impressions_per_day"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
+        if self.days > MAX_DAYS:
+            raise ValueError(f"--days must be at most {MAX_DAYS:,} (ten years), got {self.days:,}")
+        if self.days * self.impressions_per_day > MAX_ROWS:
+            raise ValueError(f"--days x --impressions-per-day = {self.days * self.impressions_per_day:,} impressions; "
+                             f"the generator holds them in memory and writes at most {MAX_ROWS:,}")
+        if not 0 <= self.seed < 2 ** 32:
+            raise ValueError(f"--seed must be in [0, 2**32), got {self.seed}")
         if not 0 < self.ads_share < 1:
             raise ValueError(f"ads share must be in (0, 1), got {self.ads_share}")
         if not 0 <= self.new_podcast_share < 1:

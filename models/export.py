@@ -8,6 +8,11 @@ Neither takes labels or true probabilities. Every source's declared stream head 
 without one (the promotions baseline has no `ad_stream`) serves its stream head under that name
 too, as the incumbent system scores ads with its promotions model; so any two models can be
 compared head by head. The model's config is written to `assets.extra/model_config.json`.
+
+Bad requests are errors, not scores: a `source` outside its closed domain (`core.fields.SOURCES`)
+raises InvalidArgumentError naming the feature and the values (as the gate does for logs), and a
+record that is not a serialized tf.Example raises a TensorFlow error with a readable message
+(TensorFlow's own parse error quotes the raw bytes, which Python cannot decode: UnicodeDecodeError).
 """
 from __future__ import annotations
 
@@ -51,6 +56,40 @@ def _to_raw(inputs: Dict[str, tf.Tensor], feature_spec: Dict) -> Dict:
     return raw
 
 
+def check_source(source: tf.Tensor) -> tf.Tensor:
+    """`source` unchanged, after asserting every value is in SOURCES (InvalidArgumentError otherwise)."""
+    values = tf.reshape(source, [-1])
+    known = tf.reduce_any(tf.equal(values[:, None], tf.constant(SOURCES)[None, :]), axis=1)
+    bad = tf.strings.unicode_transcode(tf.boolean_mask(values, ~known)[:5], "UTF-8", "UTF-8", errors="replace")
+    check = tf.debugging.Assert(tf.reduce_all(known), [
+        f"feature source must be one of {', '.join(SOURCES)}; got", tf.reduce_sum(tf.cast(~known, tf.int32)),
+        "unknown value(s), e.g.", bad], summarize=5)
+    with tf.control_dependencies([check]):
+        return tf.identity(source)
+
+
+def check_serialized_examples(serialized: tf.Tensor) -> tf.Tensor:
+    """`serialized` unchanged, after decoding each record as a tf.Example down to its values with
+    decode_proto, whose errors do not quote the raw bytes (tf.io.parse_example's do)."""
+    sizes = []
+
+    def decode(msgs, message_type, fields, types):
+        size, values = tf.io.decode_proto(tf.reshape(msgs, [-1]), message_type, fields, types)
+        sizes.append(tf.reduce_sum(size))
+        return values
+
+    (features,) = decode(serialized, "tensorflow.Example", ["features"], [tf.string])
+    (entries,) = decode(features, "tensorflow.Features", ["feature"], [tf.string])
+    _, values = decode(entries, "tensorflow.Features.FeatureEntry", ["key", "value"], [tf.string, tf.string])
+    lists = decode(values, "tensorflow.Feature", ["bytes_list", "float_list", "int64_list"], [tf.string] * 3)
+    decode(lists[0], "tensorflow.BytesList", ["value"], [tf.string])
+    decode(lists[1], "tensorflow.FloatList", ["value"], [tf.float32])
+    decode(lists[2], "tensorflow.Int64List", ["value"], [tf.int64])
+    check = tf.debugging.assert_non_negative(tf.add_n(sizes), message="serialized tf.Examples")
+    with tf.control_dependencies([check]):
+        return tf.identity(serialized)
+
+
 def add_signatures(model, tf_transform_output) -> Dict:
     model.tft_layer = tf_transform_output.transform_features_layer()  # tracked, so it is saved
     feature_spec = serving_feature_spec(tf_transform_output)
@@ -58,6 +97,7 @@ def add_signatures(model, tf_transform_output) -> Dict:
     aliases = served_stream_aliases(model.task_rows)
 
     def predict(raw):
+        raw = dict(raw, source=check_source(raw["source"]))
         transformed = model.tft_layer(raw)
         logits = model(transformed, training=False)
         out = {name: tf.sigmoid(value) for name, value in logits.items()}
@@ -66,7 +106,7 @@ def add_signatures(model, tf_transform_output) -> Dict:
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_examples(serialized):
-        return predict(tf.io.parse_example(serialized, feature_spec))
+        return predict(tf.io.parse_example(check_serialized_examples(serialized), feature_spec))
 
     raw_specs = _raw_input_spec(feature_spec)
     names = sorted(raw_specs)

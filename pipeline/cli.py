@@ -17,16 +17,29 @@ class UsageError(Exception):
     """Bad arguments or input: one line on stderr, exit code 2."""
 
 
-def _positive(name):
+
+
+
+
+def _int_in(name: str, low: int, high: Optional[int] = None):
+    """An argparse type: an integer in [low, high) (high None: no upper bound), errors naming the flag."""
     def parse(text):
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}")
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{name} must be a positive integer, got {value}")
+        if value < low or (high is not None and value >= high):
+            bound = f"in [{low}, {high})" if high is not None else f">= {low}"
+            raise argparse.ArgumentTypeError(f"{name} must be {bound}, got {value}")
         return value
     return parse
+
+
+def _positive(name: str):
+    return _int_in(name, 1)
+
+
+_seed = _int_in("--seed", 0, 2 ** 32)
 
 
 def _floor(text):
@@ -55,7 +68,13 @@ def cmd_generate(args) -> int:
     cfg = GeneratorConfig(seed=args.seed, days=args.days, users=args.users, podcasts=args.podcasts,
                           impressions_per_day=args.impressions_per_day)
     t0 = time.time()
-    summary = generate_logs(cfg, args.out, verbose=True)
+    try:
+        cfg.validate()
+        summary = generate_logs(cfg, args.out, verbose=True, overwrite=args.overwrite)
+    except ValueError as e:  # bad sizes, or --out holds files this tool did not write
+        raise UsageError(str(e))
+    except OSError as e:
+        raise UsageError(f"--out {args.out}: cannot write ({e.strerror or e})")
     print(f"wrote {summary['rows']:,} impressions to {args.out} in {time.time() - t0:.1f} s")
     return 0
 
@@ -86,15 +105,28 @@ def _pipeline_config(args, root: str):
         raise UsageError(str(e))
 
 
-def cmd_run(args) -> int:
-    from pipeline.local_runner import format_summary, run_pipeline
+def _writable_root(root: str) -> None:
+    """A clear error instead of a traceback when the root cannot be created or written."""
+    try:
+        os.makedirs(root, exist_ok=True)
+        probe = os.path.join(root, f".write-test-{os.getpid()}")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as e:
+        raise UsageError(f"--root {root}: cannot write there ({e.strerror or e})")
 
+
+def cmd_run(args) -> int:
+    from pipeline.local_runner import RootBusy, format_summary, run_pipeline
+
+    _writable_root(args.root)
     config = _pipeline_config(args, args.root)
     print(f"running {config.name} (preset {config.preset_name}) on {config.data}; outputs in {config.root}",
           flush=True)
     try:
         summary = run_pipeline(config)
-    except ValueError as e:  # a baseline model that is not a SavedModel
+    except (RootBusy, ValueError) as e:  # a busy root; a baseline model that is not a SavedModel
         raise UsageError(str(e))
     print(format_summary(summary))
     print(f"summary: {os.path.join(config.root, 'summary.json')}")
@@ -111,11 +143,20 @@ def cmd_ablate(args) -> int:
         raise UsageError(f"--presets: unknown {', '.join(unknown)}; presets are {', '.join(PRESETS)}")
     from pipeline.local_runner import run_data_pipeline
 
+    _writable_root(os.path.join(args.out, "work"))
     config = _pipeline_config(args, os.path.join(args.out, "work"))
     t0 = time.time()
     print(f"ablation: {len(presets)} presets x {args.seeds} seeds on {config.data}; reports in {args.out}", flush=True)
     print(f"ExampleGen .. Transform on {config.data} (cached when unchanged) ...", flush=True)
-    data = run_data_pipeline(config)
+    from pipeline.local_runner import PipelineFailed, RootBusy
+
+    try:
+        data = run_data_pipeline(config)
+    except RootBusy as e:
+        raise UsageError(str(e))
+    except PipelineFailed as e:
+        print(f"podcast-mtl ablate: {e}", file=sys.stderr)
+        return 1
     overrides = {"train_steps": args.train_steps} if args.train_steps else {}
     table = run_ablation(data, config.data, config.split, presets, args.seeds, args.out, overrides,
                          tuning=config.tuning)
@@ -135,13 +176,13 @@ def _tabs(text):
 
 def cmd_convert_kuairand(args) -> int:
     from datagen.kuairand import InputError, convert_to_logs
-    from core.logs import read_logs
+    from core.logs import NotOurFolder, read_logs
     from datagen.summary import format_summary, summarize
 
     t0 = time.time()
     try:
-        stats = convert_to_logs(args.src, args.out, args.promotions_tabs, args.ads_tabs)
-    except InputError as e:
+        stats = convert_to_logs(args.src, args.out, args.promotions_tabs, args.ads_tabs, overwrite=args.overwrite)
+    except (InputError, NotOurFolder) as e:
         raise UsageError(str(e))
     print(json.dumps(stats, indent=1))
     print(format_summary(summarize(read_logs(args.out))))
@@ -150,36 +191,11 @@ def cmd_convert_kuairand(args) -> int:
     return 0
 
 
-def _seed(text):
-    value = _integer("--seed")(text)
-    if not 0 <= value < 2 ** 32:
-        raise argparse.ArgumentTypeError(f"--seed must be in [0, 2**32), got {value}")
-    return value
-
-
-def _non_negative(name):
-    def parse(text):
-        value = _integer(name)(text)
-        if value < 0:
-            raise argparse.ArgumentTypeError(f"{name} must be >= 0, got {value}")
-        return value
-    return parse
-
-
-def _integer(name):
-    def parse(text):
-        try:
-            return int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}")
-    return parse
-
-
 def _add_data_args(p, root_help: str) -> None:
     """Arguments shared by the commands that run the DAG: logs, split, window, seed."""
     from core.split import TemporalSplit
     from datagen.synthetic import GeneratorConfig
-    from pipeline.configs import default
+    from pipeline.configs import PipelineConfig, default
 
     p.add_argument("--data", help=f"day-partitioned impression logs, local or any Beam filesystem path "
                                   f"(default: the synthetic logs, generated under {root_help}/data)")
@@ -194,6 +210,10 @@ def _add_data_args(p, root_help: str) -> None:
                    help="training steps (batches) per model (default: the preset's)")
     p.add_argument("--seed", type=_seed, default=default(GeneratorConfig, "seed"),
                    help="seed of the default synthetic logs and of training (default %(default)s)")
+    p.add_argument("--max-rejected-rows", type=_int_in("--max-rejected-rows", 0),
+                   default=default(PipelineConfig, "max_rejected_rows"),
+                   help="rows ExampleGen may reject (event_time outside its day partition, a field of the other "
+                        "source, NaN) before the gate stops the run (default %(default)s)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -206,7 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     g = sub.add_parser("generate", help="write synthetic impression logs with known true probabilities")
-    g.add_argument("--out", required=True, type=_out_folder, help="output folder (replaced atomically)")
+    g.add_argument("--out", required=True, type=_out_folder,
+                   help="output folder (replaced atomically; an existing folder only if podcast-mtl wrote it)")
+    g.add_argument("--overwrite", action="store_true", help="replace --out even if podcast-mtl did not write it")
     g.add_argument("--seed", type=_seed, default=default(GeneratorConfig, "seed"), help="generator seed (default %(default)s)")
     for name, flag in (("days", "--days"), ("users", "--users"), ("podcasts", "--podcasts"),
                        ("impressions_per_day", "--impressions-per-day")):
@@ -227,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--serving-dir", help="where blessed models are pushed (default ROOT/serving)")
     r.add_argument("--ap-floor", type=_floor, action="append", metavar="SOURCE=AP",
                    help=f"blessing floor of a source's test stream AP (repeat; default {floors})")
-    r.add_argument("--tune-trials", type=_non_negative("--tune-trials"), default=default(TuningConfig, "trials"),
+    r.add_argument("--tune-trials", type=_int_in("--tune-trials", 0), default=default(TuningConfig, "trials"),
                    help="trials of the Tuner's search on validation AP (default %(default)s; 0: no Tuner, the "
                         "preset's own hyperparameters)")
     r.add_argument("--tune-steps", type=_positive("--tune-steps"), default=default(TuningConfig, "steps"),
@@ -243,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--out", default="runs/ablation", help="reports and the shared pipeline outputs (default %(default)s)")
     a.add_argument("--seeds", type=_positive("--seeds"), default=3, help="training seeds per preset (default %(default)s)")
     a.add_argument("--presets", help=f"comma-separated subset of: {', '.join(PRESETS)} (default: all)")
-    a.add_argument("--tune-trials", type=_non_negative("--tune-trials"), default=default(TuningConfig, "trials"),
+    a.add_argument("--tune-trials", type=_int_in("--tune-trials", 0), default=default(TuningConfig, "trials"),
                    help="tuning trials per preset, the same budget for each (default %(default)s; 0: the presets' "
                         "own hyperparameters, no untuned row)")
     a.add_argument("--tune-steps", type=_positive("--tune-steps"), default=default(TuningConfig, "steps"),
@@ -252,7 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     k = sub.add_parser("convert-kuairand", help="convert KuaiRand-Pure logs to this project's log format")
     k.add_argument("--src", required=True, help="folder with the KuaiRand-Pure log and feature files")
-    k.add_argument("--out", required=True, type=_out_folder, help="output folder of the converted logs")
+    k.add_argument("--out", required=True, type=_out_folder,
+                   help="output folder of the converted logs (an existing folder only if podcast-mtl wrote it)")
+    k.add_argument("--overwrite", action="store_true", help="replace --out even if podcast-mtl did not write it")
     k.add_argument("--promotions-tabs", type=_tabs, default=(1,), help="tabs mapped to promotions (default 1)")
     k.add_argument("--ads-tabs", type=_tabs, help="tabs mapped to ads (default: every other tab)")
     k.set_defaults(func=cmd_convert_kuairand)

@@ -41,6 +41,8 @@ class PipelineConfig:
     # the incumbent model the candidate is compared with (a Model artifact folder holding
     # Format-Serving/); None: a promotions baseline trained in the same run
     baseline_model: Optional[str] = None
+    # rows ExampleGen may reject (outside their day, wrong-source fields, NaN) before the gate stops the run
+    max_rejected_rows: int = 0
     beam_args: Tuple[str, ...] = ()  # the user's own; LOCAL_BEAM_ARGS apply when they name no runner
     serving_dir: Optional[str] = None  # default <root>/serving
     metadata_path: Optional[str] = None  # default <root>/metadata.sqlite (MLMD)
@@ -94,7 +96,8 @@ class PipelineConfig:
         config = cls(data=data, root=root, split=split, ap_floor=tuple(floors.items()),
                      beam_args=tuple(getattr(args, "beam_arg", None) or ()),
                      serving_dir=getattr(args, "serving_dir", None), tuning=dataclasses.replace(tuning, seed=args.seed),
-                     baseline_model=getattr(args, "baseline_model", None))
+                     baseline_model=getattr(args, "baseline_model", None),
+                     max_rejected_rows=getattr(args, "max_rejected_rows", None) or default(cls, "max_rejected_rows"))
         overrides = {"seed": args.seed}
         if getattr(args, "train_steps", None):
             overrides["train_steps"] = args.train_steps

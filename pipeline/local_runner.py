@@ -5,9 +5,17 @@ progress line per component as it starts and ends (with cache hits), keeps the f
 `<root>/logs/`, captures a failing component's error, and writes `<root>/summary.json` at the
 end, also when the run stops. The summary names each component's output artifacts, so callers
 read Transform's output (or any other) from it rather than looking it up again.
+
+One run per root at a time: `run_dag` holds an exclusive `fcntl.flock` on `<root>/.lock` for the
+whole run (the kernel releases it when the process dies, so a killed run leaves nothing stuck); a
+second run on the same root refuses at once with `RootBusy`, naming the process that holds it.
+`summary.json` is written atomically (temporary file + rename) with `"state": "running"` when a
+run starts and replaced when it ends, so after a killed run it never describes an earlier run;
+the next run reports executions a killed run left RUNNING in MLMD (`interrupted_executions`).
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -23,7 +31,7 @@ from tfx import v1 as tfx
 from core.tasks import TASKS, stream_head
 from pipeline.configs import PipelineConfig
 from pipeline.pipeline import create_data_pipeline, create_pipeline
-from pipeline.run_summary import summarize_run
+from pipeline.run_summary import cancel_interrupted, summarize_run
 
 _RUNNING = re.compile(r"Component (\S+) is running\.")
 _FINISHED = re.compile(r"Component (\S+) is finished\.")
@@ -138,12 +146,67 @@ def run_data_pipeline(config: PipelineConfig, quiet: bool = False) -> Dict:
             "files": {s: os.path.join(transform["Examples"], f"Split-{s}", "*.gz") for s in config.splits}}
 
 
+class RootBusy(RuntimeError):
+    """Another run holds the root's lock."""
+
+
+LOCK_FILE = ".lock"
+SUMMARY_FILE = "summary.json"
+
+
+def lock_root(root: str):
+    """Takes the root's exclusive lock without waiting; returns the open lock file (keep it open for
+    the whole run). Raises RootBusy naming the holder when another run has it."""
+    path = os.path.join(root, LOCK_FILE)
+    f = open(path, "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "another process"
+        f.close()
+        raise RootBusy(f"{root}: another run is using this root ({holder}); wait for it to finish "
+                       f"or use another --root") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    f.flush()
+    return f
+
+
+def write_summary(root: str, summary: Dict) -> None:
+    """Writes `<root>/summary.json` atomically: a reader sees the old or the new file, never half."""
+    path = os.path.join(root, SUMMARY_FILE)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(summary, f, indent=1)
+    os.replace(tmp, path)
+
+
 def run_dag(config: PipelineConfig, dag: tfx.dsl.Pipeline, quiet: bool = False) -> Dict:
     """Runs `dag` with the LocalDagRunner; returns (and writes) the summary. Never raises for a
-    failed run: the summary's `not_pushed_reason` and `failed` say what stopped it."""
+    failed run: the summary's `not_pushed_reason` and `failed` say what stopped it. Raises RootBusy
+    when another run holds the root."""
     os.makedirs(config.root, exist_ok=True)
+    lock = lock_root(config.root)
+    try:
+        return _run_locked(config, dag, quiet)
+    finally:
+        lock.close()
+
+
+def _run_locked(config: PipelineConfig, dag: tfx.dsl.Pipeline, quiet: bool) -> Dict:
+    out = open(os.devnull, "w") if quiet else sys.stdout
+    interrupted = cancel_interrupted(config.metadata)
+    if interrupted:
+        print("note: a previous run on this root was killed; marked canceled in MLMD (they were left running): "
+              + ", ".join(f"{e['component']} (execution {e['id']})" for e in interrupted), file=out, flush=True)
+    started = time.strftime("%Y-%m-%dT%H:%M:%S")
     log_path = log_to_file(config.root)
-    progress = _Progress(len(dag.components), open(os.devnull, "w") if quiet else sys.stdout)
+    write_summary(config.root, {"state": "running", "started": started, "pid": os.getpid(), "log": log_path,
+                                "failed": None, "blessed": None, "pushed_model": None,
+                                "not_pushed_reason": "the run has not finished (or was killed)"})
+    progress = _Progress(len(dag.components), out)
     logging.getLogger().addHandler(progress)
     since_ms = int(time.time() * 1000)
     error = None
@@ -157,10 +220,10 @@ def run_dag(config: PipelineConfig, dag: tfx.dsl.Pipeline, quiet: bool = False) 
     finally:
         logging.getLogger().removeHandler(progress)
     summary = summarize_run(config.metadata, since_ms, error)
-    summary.update(failed=error is not None, wall_seconds=round(time.time() - t0, 1), log=log_path,
-                   preset=config.preset_name)
-    with open(os.path.join(config.root, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=1)
+    summary.update(state="failed" if error else "finished", started=started, failed=error is not None,
+                   wall_seconds=round(time.time() - t0, 1), log=log_path, preset=config.preset_name,
+                   interrupted_executions=interrupted)
+    write_summary(config.root, summary)
     return summary
 
 
@@ -174,6 +237,11 @@ def format_summary(summary: Dict) -> str:
     lines = ["", f"{'component':<32}{'state':>10}{'seconds':>10}"]
     for c in summary.get("components", []):
         lines.append(f"{c['component']:<32}{c['state']:>10}{c['seconds']:>10.1f}")
+    rows = summary.get("rows") or {}
+    if rows:
+        lines.append(f"rows: {rows['rows_read']:,} read, {rows['rows_kept']:,} in splits, {rows['rows_rejected']:,} rejected"
+                     + (f" {rows['rejected']}" if rows["rejected"] else "")
+                     + (f", {rows['duplicate_rows']:,} with a repeated impression_id" if rows["duplicate_rows"] else ""))
     if summary.get("splits"):
         lines.append("splits: " + ", ".join(f"{k}={v:,}" for k, v in summary["splits"].items()))
     if summary.get("tuned_hyperparameters"):

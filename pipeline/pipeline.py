@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from tfx import v1 as tfx
 
+from components.atomic_pusher import Pusher
 from components.temporal_example_gen import TemporalExampleGen
 from components.validation_gate import ValidationGate
 from evaluation.eval_config import make_eval_config
@@ -21,7 +22,8 @@ def data_components(config: PipelineConfig) -> list:
     schema_gen = tfx.components.ImportSchemaGen(schema_file=config.schema_file)
     example_validator = tfx.components.ExampleValidator(statistics=statistics_gen.outputs["statistics"],
                                                         schema=schema_gen.outputs["schema"])
-    gate = ValidationGate(anomalies=example_validator.outputs["anomalies"], schema=schema_gen.outputs["schema"])
+    gate = ValidationGate(examples=example_gen.outputs["examples"], anomalies=example_validator.outputs["anomalies"],
+                          schema=schema_gen.outputs["schema"], max_rejected_rows=config.max_rejected_rows)
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"], schema=gate.outputs["validated_schema"],
         preprocessing_fn="models.preprocessing.preprocessing_fn",
@@ -96,9 +98,7 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
         examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
         baseline_model=baseline[0].outputs["result" if config.baseline_model else "model"], example_splits=["test"],
         eval_config=make_eval_config(config.model.tasks(), config.floors, config.ap_tolerance))
-    pusher = tfx.components.Pusher(
-        model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving)))
+    pusher = Pusher(model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
+                    serving_dir=config.serving)
     return _pipeline(config, data + selection + [trainer] + baseline + [evaluator, pusher],
                      metadata_connection_config)

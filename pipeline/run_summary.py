@@ -10,19 +10,38 @@ from typing import Dict, List, Optional
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from core.logs import EXAMPLE_GEN_REPORT
 from core.split import SPLITS
 from evaluation.tfma_metrics import EXACT_AP_NAME
 from core.fields import SOURCES
 
 _STATE = {metadata_store_pb2.Execution.COMPLETE: "done", metadata_store_pb2.Execution.CACHED: "cached",
-          metadata_store_pb2.Execution.FAILED: "failed", metadata_store_pb2.Execution.RUNNING: "running"}
+          metadata_store_pb2.Execution.FAILED: "failed", metadata_store_pb2.Execution.RUNNING: "running",
+          metadata_store_pb2.Execution.CANCELED: "canceled"}
 
 
-def _store(metadata_path: str) -> metadata_store.MetadataStore:
+def _store(metadata_path: str, writable: bool = False) -> metadata_store.MetadataStore:
     config = metadata_store_pb2.ConnectionConfig()
     config.sqlite.filename_uri = metadata_path
-    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    config.sqlite.connection_mode = (metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE if writable else
+                                     metadata_store_pb2.SqliteMetadataSourceConfig.READONLY)
     return metadata_store.MetadataStore(config)
+
+
+def cancel_interrupted(metadata_path: str) -> List[Dict]:
+    """Marks executions left RUNNING (by a run that was killed; the caller holds the root's lock, so
+    none is really running) as CANCELED with a note, and returns them."""
+    if not os.path.exists(metadata_path):
+        return []
+    store = _store(metadata_path, writable=True)
+    types = {t.id: t.name for t in store.get_execution_types()}
+    stale = [e for e in store.get_executions() if e.last_known_state == metadata_store_pb2.Execution.RUNNING]
+    for e in stale:
+        e.last_known_state = metadata_store_pb2.Execution.CANCELED
+        e.custom_properties["interrupted"].string_value = "left RUNNING by a killed run; canceled by the next run"
+    if stale:
+        store.put_executions(stale)
+    return [{"component": types[e.type_id].rsplit(".", 1)[-1], "id": e.id} for e in stale]
 
 
 def executions_since(metadata_path: str, since_ms: int) -> List[Dict]:
@@ -45,7 +64,7 @@ def executions_since(metadata_path: str, since_ms: int) -> List[Dict]:
         # the node id (e.g. "Trainer", "baseline_trainer"); the execution type for older records
         nodes = [c.name.split(".", 1)[-1] for c in store.get_contexts_by_execution(e.id)
                  if context_types.get(c.type_id) == "node"]
-        rows.append({"component": nodes[0] if nodes else types[e.type_id].rsplit(".", 1)[-1], "state": _STATE.get(e.last_known_state, "?"),
+        rows.append({"id": e.id, "component": nodes[0] if nodes else types[e.type_id].rsplit(".", 1)[-1], "state": _STATE.get(e.last_known_state, "?"),
                      "seconds": (e.last_update_time_since_epoch - e.create_time_since_epoch) / 1000.0,
                      "outputs": outputs})
     return rows
@@ -134,9 +153,21 @@ def _baseline(rows: List[Dict], evaluation_uri: str) -> Optional[Dict]:
             "ap": _model_ap(evaluation_uri, "baseline")}
 
 
+def rows_report(examples_uri: str) -> Dict:
+    """What TemporalExampleGen did with every row read (`core.logs.EXAMPLE_GEN_REPORT`)."""
+    path = os.path.join(examples_uri, EXAMPLE_GEN_REPORT)
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        report = json.load(f)
+    return {k: report[k] for k in ("rows_read", "rows_kept", "rows_rejected", "rejected", "rejected_by_file",
+                                   "duplicate_rows", "duplicates_by_file")}
+
+
 def summarize_run(metadata_path: str, since_ms: int, error: Optional[str] = None) -> Dict:
     rows = executions_since(metadata_path, since_ms)
     hyperparameters = _latest_output(rows, "HyperParameters", "Tuner")
+    examples = _latest_output(rows, "Examples", "TemporalExampleGen")
     stats = _latest_output(rows, "ExampleStatistics", "StatisticsGen")
     evaluation = _latest_output(rows, "ModelEvaluation", "Evaluator")
     blessing = _latest_output(rows, "ModelBlessing", "Evaluator")
@@ -157,6 +188,7 @@ def summarize_run(metadata_path: str, since_ms: int, error: Optional[str] = None
         "pushed_model": pushed_path,
         "not_pushed_reason": reason,
         "splits": split_counts(stats.uri) if stats else {},
+        "rows": rows_report(examples.uri) if examples else {},
         "tuned_hyperparameters": _best_values(hyperparameters.uri) if hyperparameters else None,
         "ap": _model_ap(evaluation.uri, "candidate") if evaluation else {},
         "baseline": _baseline(rows, evaluation.uri) if evaluation else None,

@@ -4,6 +4,12 @@ Each file is read whole with pyarrow (through Beam's filesystems, so gs:// and t
 rows are assigned to a split by `event_time`, and each split's rows are encoded to serialized
 tf.Examples in C++ (tfx_bsl's RecordBatchToExamplesEncoder). A null field becomes a feature
 with no values (missing), as TFDV and tf.io.parse_example read it.
+
+Nothing is dropped without a word: every row read ends in exactly one split or is rejected, and
+`example_gen_report.json` in the output artifact counts rows read, kept per split and source,
+rejected per file and reason (event_time outside the file's day partition, a field of one source
+set on the other, NaN in a required field), and rows whose impression_id occurs more than once.
+The ValidationGate stops the run on it.
 """
 from __future__ import annotations
 
@@ -22,8 +28,10 @@ from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenE
 from tfx.types import standard_component_specs
 from tfx_bsl.coders import example_coder
 
+from core.days import DAY, day_index
+from core.fields import FIELDS, SOURCES
 from core.split import SPLITS, TemporalSplit
-from core.logs import FILE_NAME, PARTITION_PREFIX, arrow_schema, partition_days
+from core.logs import EXAMPLE_GEN_REPORT, FILE_NAME, PARTITION_PREFIX, arrow_schema, partition_days
 
 TEMPORAL_SPLIT_KEY = "temporal_split"
 TIME_FIELD = "event_time"
@@ -50,11 +58,27 @@ def _as_list_array(arr: pa.Array) -> pa.Array:
     return pa.ListArray.from_arrays(offsets, arr, mask=arr.is_null())
 
 
-def check_types(table: pa.Table, path: str) -> pa.Table:
+def _castable(got: pa.DataType, want: pa.DataType) -> bool:
+    """Widening casts only: never a string parsed as a number, nor a number turned into a string."""
+    if pa.types.is_integer(want):
+        return pa.types.is_integer(got) or pa.types.is_boolean(got)
+    if pa.types.is_floating(want):
+        return pa.types.is_integer(got) or pa.types.is_floating(got)
+    if pa.types.is_string(want):
+        return pa.types.is_large_string(got)
+    if pa.types.is_list(want) and (pa.types.is_list(got) or pa.types.is_large_list(got)):
+        return _castable(got.value_type, want.value_type)
+    return False
+
+
+def check_types(table: pa.Table, path: str, nan_rows: Dict[str, np.ndarray] = None) -> pa.Table:
     """Columns of known fields must have the field table's type; a float column holding only
-    whole numbers for an int field is cast (pandas writes nullable ints that way). Unknown
-    columns pass through for the schema validation to report."""
+    whole numbers (or NaN) for an int field is cast, NaN becoming null (pandas writes nullable ints
+    that way), and the rows where a required field was NaN are recorded in `nan_rows` so they are
+    rejected as NaN, with the file named. Numeric strings are not parsed: a string column for a
+    number field is an error. Unknown columns pass through for the schema validation to report."""
     expected = arrow_schema(with_truth=True)
+    required = {f.name for f in FIELDS if f.required}
     for i, name in enumerate(table.column_names):
         if name not in expected.names:
             continue
@@ -64,17 +88,60 @@ def check_types(table: pa.Table, path: str) -> pa.Table:
         col = table.column(i)
         if pa.types.is_integer(want) and pa.types.is_floating(got):
             values = col.combine_chunks().to_numpy(zero_copy_only=False)
-            finite = values[~np.isnan(values)]
+            nan = np.isnan(values)
+            finite = values[~nan]
             if np.all(finite == np.round(finite)):
+                if nan_rows is not None and name in required and nan.any():
+                    nan_rows[name] = nan  # pandas writes NaN as null: both arrive here as NaN
                 table = table.set_column(i, name, pa.array(
                     [None if np.isnan(v) else int(v) for v in values], type=want))
                 continue
             raise ValueError(f"{path}: field {name!r} must hold whole numbers ({want}), found fractional values")
+        if not _castable(got, want):
+            raise ValueError(f"{path}: field {name!r} has type {got}, expected {want} "
+                             f"(values are not converted between strings and numbers)")
         try:
             table = table.set_column(i, name, col.cast(want))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             raise ValueError(f"{path}: field {name!r} has type {got}, expected {want}") from None
     return table
+
+
+def partition_day(path: str) -> int:
+    """Day index of the `date=YYYY-MM-DD` folder holding `path`."""
+    folder = os.path.basename(os.path.dirname(path.rstrip("/")))
+    if not folder.startswith(PARTITION_PREFIX):
+        raise ValueError(f"{path}: not inside a {PARTITION_PREFIX}YYYY-MM-DD folder")
+    return day_index(folder[len(PARTITION_PREFIX):])
+
+
+def reject_rows(table: pa.Table, day: int, nan_rows: Dict[str, np.ndarray]):
+    """(rows to keep as a bool mask, {reason: rows rejected}). A row is rejected for its first reason:
+    event_time outside its partition's day, NaN in a required field, or a field that exists only on
+    one source set on the other source's row."""
+    n = table.num_rows
+    keep = np.ones(n, dtype=bool)
+    reasons: Dict[str, int] = {}
+
+    def drop(mask, reason):
+        mask = mask & keep
+        if mask.any():
+            reasons[reason] = reasons.get(reason, 0) + int(mask.sum())
+            keep[mask] = False
+
+    t = table.column(TIME_FIELD).to_numpy().astype(np.int64)
+    drop(t // DAY != day, "event_time outside the file's day partition")
+    for name, mask in sorted(nan_rows.items()):
+        drop(mask, f"NaN in field {name!r}")
+    if "source" in table.column_names:
+        source = np.array(table.column("source").to_pylist(), dtype=object)
+        for f in FIELDS:
+            if f.only_on and f.name in table.column_names:
+                present = ~np.asarray(table.column(f.name).is_null())
+                other = (source != f.only_on) & np.isin(source, SOURCES)
+                drop(present & other, f"field {f.name!r} (only on {f.only_on}) set on a "
+                                      f"{'promotions' if f.only_on == 'ads' else 'ads'} row")
+    return keep, reasons
 
 
 def table_to_examples(table: pa.Table):
@@ -84,6 +151,10 @@ def table_to_examples(table: pa.Table):
     columns = [_as_list_array(col.combine_chunks()) for col in table.columns]
     batch = pa.RecordBatch.from_arrays(columns, names=table.column_names)
     return example_coder.RecordBatchToExamplesEncoder().encode(batch)
+
+
+REPORT_TAG = "report"
+IDS_TAG = "ids"
 
 
 class _ReadAndSplit(beam.DoFn):
@@ -96,26 +167,98 @@ class _ReadAndSplit(beam.DoFn):
                 table = pq.read_table(f)
             except Exception as e:
                 raise ValueError(f"{path}: not a readable Parquet file ({e})") from e
-        table = check_types(table, path)
+        nan_rows: Dict[str, np.ndarray] = {}
+        table = check_types(table, path, nan_rows)
         if TIME_FIELD not in table.column_names:
             raise ValueError(f"{path}: required field {TIME_FIELD!r} is missing")
         times = table.column(TIME_FIELD)
         if times.null_count:
             raise ValueError(f"{path}: field {TIME_FIELD!r} is null on {times.null_count} rows")
+        keep, rejected = reject_rows(table, partition_day(path), nan_rows)
         t = times.to_numpy().astype(np.int64)
+        source = (np.array(table.column("source").to_pylist(), dtype=object) if "source" in table.column_names
+                  else np.full(table.num_rows, None, dtype=object))
+        stream = (np.asarray(table.column("stream").to_pylist(), dtype=float) if "stream" in table.column_names
+                  else np.zeros(table.num_rows))
+        report = {"file": path, "rows": table.num_rows, "rejected": rejected, "splits": {}, "positives": {}}
+        in_split = np.zeros(table.num_rows, dtype=bool)
         for name in SPLITS:
             lo, hi = self._bounds[name]
-            rows = np.flatnonzero((t >= lo) & (t < hi))
+            mask = keep & (t >= lo) & (t < hi)
+            in_split |= mask
+            rows = np.flatnonzero(mask)
+            values, counts = np.unique(source[rows].astype(str), return_counts=True)
+            report["splits"][name] = {str(v): int(c) for v, c in zip(values, counts)}
+            pos = np.flatnonzero(mask & (np.nan_to_num(stream.astype(float)) == 1))
+            values, counts = np.unique(source[pos].astype(str), return_counts=True)
+            report["positives"][name] = {str(v): int(c) for v, c in zip(values, counts)}
             if rows.size:
                 for record in table_to_examples(table.take(pa.array(rows))):
                     yield beam.pvalue.TaggedOutput(name, record)
+        lost = int((keep & ~in_split).sum())  # cannot happen while rows match their partition's day
+        if lost:
+            rejected["event_time in no split"] = rejected.get("event_time in no split", 0) + lost
+        if "impression_id" in table.column_names:
+            ids = table.column("impression_id").to_pylist()
+            for i in np.flatnonzero(in_split):
+                if ids[i] is not None:
+                    yield beam.pvalue.TaggedOutput(IDS_TAG, (ids[i], path))
+        yield beam.pvalue.TaggedOutput(REPORT_TAG, report)
+
+
+def merge_reports(reports, duplicates) -> Dict:
+    """One report for the whole read: totals, per-file rejections, rows with a repeated impression_id."""
+    out = {"rows_read": 0, "rows_kept": 0, "rows_rejected": 0, "rejected": {}, "rejected_by_file": {},
+           "splits": {s: {} for s in SPLITS}, "positives": {s: {} for s in SPLITS},
+           "duplicate_rows": 0, "duplicates_by_file": {}}
+    for r in sorted(reports, key=lambda r: r["file"]):
+        out["rows_read"] += r["rows"]
+        for reason, n in r["rejected"].items():
+            out["rows_rejected"] += n
+            out["rejected"][reason] = out["rejected"].get(reason, 0) + n
+            out["rejected_by_file"].setdefault(r["file"], {})[reason] = n
+        for key in ("splits", "positives"):
+            for split, by_source in r[key].items():
+                for src, n in by_source.items():
+                    out[key][split][src] = out[key][split].get(src, 0) + n
+    out["rows_kept"] = sum(sum(v.values()) for v in out["splits"].values())
+    for path, n in sorted(duplicates):
+        out["duplicate_rows"] += n
+        out["duplicates_by_file"][path] = n
+    return out
+
+
+def _repeated(item):
+    """(impression_id, [files]) -> (file, 1) for every row whose id occurs more than once."""
+    _, files = item
+    files = list(files)
+    return [(f, 1) for f in files] if len(files) > 1 else []
+
+
+def _write_report(reports, duplicates, path):
+    with tf.io.gfile.GFile(path, "w") as f:
+        json.dump(merge_reports(reports, duplicates), f, indent=1, sort_keys=True)
 
 
 class Executor(BaseExampleGenExecutor):
-    """ExampleGen executor that splits by `event_time` instead of hashing."""
+    """ExampleGen executor that splits by `event_time` instead of hashing, and accounts for every row."""
+
+    _report_path = None
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:  # pragma: no cover - not used
         raise NotImplementedError("TemporalExampleGen builds its splits in GenerateExamplesByBeam")
+
+    def Do(self, input_dict, output_dict, exec_properties):
+        examples = output_dict[standard_component_specs.EXAMPLES_KEY][0]
+        self._report_path = os.path.join(examples.uri, EXAMPLE_GEN_REPORT)
+        super().Do(input_dict, output_dict, exec_properties)
+        with tf.io.gfile.GFile(self._report_path) as f:
+            report = json.load(f)
+        for key in ("rows_read", "rows_kept", "rows_rejected", "duplicate_rows"):
+            examples.set_int_custom_property(key, report[key])
+        logging.info("TemporalExampleGen: %d rows read, %d kept, %d rejected %s, %d with a repeated impression_id",
+                     report["rows_read"], report["rows_kept"], report["rows_rejected"],
+                     json.dumps(report["rejected"]), report["duplicate_rows"])
 
     def GenerateExamplesByBeam(self, pipeline: beam.Pipeline, exec_properties: Dict[str, Any]):
         input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
@@ -131,5 +274,15 @@ class Executor(BaseExampleGenExecutor):
                      len(days), days[0], days[-1], json.dumps(bounds))
         records = (pipeline
                    | "Files" >> beam.Create(files)
-                   | "ReadAndSplit" >> beam.ParDo(_ReadAndSplit(bounds)).with_outputs(*SPLITS))
+                   | "ReadAndSplit" >> beam.ParDo(_ReadAndSplit(bounds)).with_outputs(*SPLITS, REPORT_TAG, IDS_TAG))
+        if self._report_path:
+            duplicates = (records[IDS_TAG]
+                          | "GroupIds" >> beam.GroupByKey()
+                          | "Repeated" >> beam.FlatMap(_repeated)
+                          | "PerFile" >> beam.CombinePerKey(sum)
+                          | "AllDuplicates" >> beam.combiners.ToList())
+            path = self._report_path
+            (records[REPORT_TAG]
+             | "AllReports" >> beam.combiners.ToList()
+             | "WriteReport" >> beam.Map(_write_report, beam.pvalue.AsSingleton(duplicates), path))
         return {name: records[name] for name in SPLITS}

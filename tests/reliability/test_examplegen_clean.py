@@ -1,0 +1,43 @@
+"""A clean read rejects nothing and the gate finds no problem in its report (no false alarm)."""
+import json
+import os
+
+from tfx.types import standard_artifacts
+
+from components.temporal_example_gen.executor import TEMPORAL_SPLIT_KEY, Executor
+from components.validation_gate import describe_report
+from core.logs import EXAMPLE_GEN_REPORT, read_logs
+from core.split import SPLITS, TemporalSplit
+
+
+def run_example_gen(logs, out, split):
+    from tfx.proto import example_gen_pb2
+    from tfx.utils import proto_utils
+
+    examples = standard_artifacts.Examples()
+    examples.uri = out
+    props = {"input_base": logs,
+             "input_config": proto_utils.proto_to_json(example_gen_pb2.Input(
+                 splits=[example_gen_pb2.Input.Split(name="logs", pattern="date=*/*.parquet")])),
+             "output_config": proto_utils.proto_to_json(example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(
+                 splits=[example_gen_pb2.SplitConfig.Split(name=s, hash_buckets=1) for s in SPLITS]))),
+             "output_data_format": example_gen_pb2.FORMAT_TF_EXAMPLE,
+             "output_file_format": example_gen_pb2.FORMAT_TFRECORDS_GZIP,
+             TEMPORAL_SPLIT_KEY: split.to_json()}
+    Executor().Do({}, {"examples": [examples]}, props)
+    return examples
+
+
+def test_clean_logs_keep_every_row_and_pass_the_gate(tiny_logs, tmp_path):
+    examples = run_example_gen(tiny_logs, str(tmp_path / "examples"), TemporalSplit(test_days=2, eval_days=2))
+    report = json.load(open(os.path.join(examples.uri, EXAMPLE_GEN_REPORT)))
+    rows = len(read_logs(tiny_logs, columns=["impression_id"]))
+    assert report["rows_read"] == report["rows_kept"] == rows
+    assert report["rows_rejected"] == 0 and report["duplicate_rows"] == 0
+    assert describe_report(report) == []
+    assert examples.get_int_custom_property("rows_read") == rows
+    assert examples.get_int_custom_property("rows_rejected") == 0
+    # the threshold: a report with rejected rows passes when they are allowed, and names them when not
+    report.update(rows_rejected=7, rejected={"why": 7}, rejected_by_file={"f.parquet": {"why": 7}})
+    assert describe_report(report, max_rejected_rows=7) == []
+    assert "file f.parquet: 7 rows: why" in "\n".join(describe_report(report, max_rejected_rows=6))

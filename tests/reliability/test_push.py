@@ -1,0 +1,82 @@
+"""Fault matrix, pushes: two pushes in the same second to one serving folder, a failed copy, and
+the pushed folder checked against the candidate. Real SavedModels, real processes."""
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import tensorflow as tf
+
+from components.atomic_pusher.executor import PushError, push_model, tree_digest
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def candidate(tmp_path_factory):
+    folder = str(tmp_path_factory.mktemp("push") / "model")
+
+    class Doubler(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
+        def __call__(self, x):
+            return {"y": 2 * x}
+
+    module = Doubler()
+    tf.saved_model.save(module, folder, signatures={"serving_default": module.__call__})
+    return folder
+
+
+_PUSH_AT = """
+import sys, time
+from components.atomic_pusher.executor import push_model
+at = float(sys.argv[3])
+time.sleep(max(0.0, at - time.time()))
+started = time.time()
+print(push_model(sys.argv[1], sys.argv[2])[0], started)
+"""
+
+
+def test_two_processes_pushing_in_the_same_second_get_two_whole_versions(candidate, tmp_path):
+    serving = str(tmp_path / "serving")
+    at = time.time() + 15  # both processes are imported and waiting by then
+    procs = [subprocess.Popen([sys.executable, "-c", _PUSH_AT, candidate, serving, str(at)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=REPO))
+             for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    versions = [int(o[0].split()[0]) for o in outs]
+    started = [float(o[0].split()[1]) for o in outs]
+    assert max(started) - min(started) < 0.5, "the pushes did not start together: the test proves nothing"
+    assert len(set(versions)) == 2
+    want = tree_digest(candidate)
+    for v in versions:
+        assert tree_digest(os.path.join(serving, str(v))) == want  # whole, and the candidate
+    assert sorted(n for n in os.listdir(serving) if n.isdigit()) == sorted(str(v) for v in versions)
+    assert not [n for n in os.listdir(serving) if n.startswith(".tmp")]
+
+
+def test_versions_are_unique_and_increasing_within_one_second(candidate, tmp_path):
+    serving = str(tmp_path / "serving")
+    versions = [push_model(candidate, serving)[0] for _ in range(3)]
+    assert versions == sorted(versions) and len(set(versions)) == 3
+    loaded = tf.saved_model.load(os.path.join(serving, str(versions[-1])))
+    assert loaded.signatures["serving_default"](tf.constant([1.5]))["y"].numpy().tolist() == [3.0]
+
+
+def test_failed_copy_leaves_no_version_folder(candidate, tmp_path):
+    import shutil
+
+    broken = str(tmp_path / "broken")
+    shutil.copytree(candidate, broken)
+    os.symlink(str(tmp_path / "gone"), os.path.join(broken, "variables", "dangling"))  # unreadable mid-copy
+    serving = str(tmp_path / "serving")
+    with pytest.raises(Exception):
+        push_model(broken, serving)
+    assert [n for n in os.listdir(serving) if not n.startswith(".version-")] == []  # no <version>/, no temp
+
+
+def test_a_folder_without_a_saved_model_is_not_pushed(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(PushError, match="no saved_model.pb"):
+        push_model(str(tmp_path / "empty"), str(tmp_path / "serving"))
+    assert not os.path.exists(tmp_path / "serving")
