@@ -117,7 +117,8 @@ class Executor(BaseExampleGenExecutor):
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:  # pragma: no cover - not used
         raise NotImplementedError("TemporalExampleGen builds its splits in GenerateExamplesByBeam")
 
-    def GenerateExamplesByBeam(self, pipeline: beam.Pipeline, exec_properties: Dict[str, Any]):
+    def _inputs(self, exec_properties: Dict[str, Any]):
+        """The day files to read, in day order, and each split's [start, end) event-time bounds."""
         input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
         split = TemporalSplit.from_json(exec_properties[TEMPORAL_SPLIT_KEY])
         days, bounds = split.resolve(partition_days(input_base))
@@ -129,7 +130,76 @@ class Executor(BaseExampleGenExecutor):
             files.extend(sorted(matched))
         logging.info("TemporalExampleGen: %d day partitions %s..%s, split bounds %s",
                      len(days), days[0], days[-1], json.dumps(bounds))
+        return files, bounds
+
+    def GenerateExamplesByBeam(self, pipeline: beam.Pipeline, exec_properties: Dict[str, Any]):
+        files, bounds = self._inputs(exec_properties)
         records = (pipeline
                    | "Files" >> beam.Create(files)
                    | "ReadAndSplit" >> beam.ParDo(_ReadAndSplit(bounds)).with_outputs(*SPLITS))
         return {name: records[name] for name in SPLITS}
+
+    def Do(self, input_dict, output_dict, exec_properties) -> None:
+        """The base executor's `Do` (same artifact properties, same gzipped tf.Example files per
+        split), but each day file's rows are written by the step that reads them
+        (`_ReadSplitAndWrite`) instead of as one Beam element per row through the base's
+        Reshuffle and WriteToTFRecord, which cost most of this component's time on the
+        DirectRunner (about 100 microseconds a row)."""
+        from tfx.components.example_gen import utils, write_split
+        from tfx.components.util import examples_utils
+        from tfx.proto import example_gen_pb2
+        from tfx.types import artifact_utils
+        from tfx.utils import proto_utils
+
+        self._log_startup(input_dict, output_dict, exec_properties)
+        input_config = proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY],
+                                                 example_gen_pb2.Input())
+        output_config = proto_utils.json_to_proto(exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY],
+                                                  example_gen_pb2.Output())
+        examples = output_dict[standard_component_specs.EXAMPLES_KEY]
+        artifact = artifact_utils.get_single_instance(examples)
+        artifact.split_names = artifact_utils.encode_split_names(
+            utils.generate_output_split_names(input_config, output_config))
+        files, bounds = self._inputs(exec_properties)
+        dirs = {name: artifact_utils.get_split_uri(examples, name) for name in SPLITS}
+        for d in dirs.values():
+            tf.io.gfile.makedirs(d)
+        with self._make_beam_pipeline() as pipeline:
+            _ = (pipeline
+                 | "Files" >> beam.Create(files)
+                 | "ReadSplitAndWrite" >> beam.ParDo(_ReadSplitAndWrite(bounds, dirs, os.path.join(artifact.uri, ".tmp"))))
+        payload = exec_properties.get(standard_component_specs.OUTPUT_DATA_FORMAT_KEY)
+        file_format = exec_properties.get(standard_component_specs.OUTPUT_FILE_FORMAT_KEY)
+        for a in examples:
+            if payload:
+                examples_utils.set_payload_format(a, payload)
+            if file_format:
+                examples_utils.set_file_format(a, write_split.to_file_format_str(file_format))
+        if tf.io.gfile.exists(os.path.join(artifact.uri, ".tmp")):
+            tf.io.gfile.rmtree(os.path.join(artifact.uri, ".tmp"))
+
+
+class _ReadSplitAndWrite(beam.DoFn):
+    """One day file in (read and split by `_ReadAndSplit`); its records out to one gzipped
+    TFRecord file per split, `Split-<split>/data_tfrecord-<day>-<file>.gz`, written by TensorFlow's
+    C++ writer. The name depends only on the input file and the file is written under a temporary
+    name then renamed, so a retried bundle rewrites the same file. Yields (split, rows)."""
+
+    def __init__(self, bounds, split_dirs: Dict[str, str], tmp_dir: str):
+        self._read, self._dirs, self._tmp = _ReadAndSplit(bounds), split_dirs, tmp_dir
+
+    def process(self, path):
+        by_split: Dict[str, list] = {}
+        for out in self._read.process(path):
+            by_split.setdefault(out.tag, []).append(out.value)
+        day = os.path.basename(os.path.dirname(path)).replace(PARTITION_PREFIX, "")
+        stem = os.path.splitext(os.path.basename(path))[0]
+        tf.io.gfile.makedirs(self._tmp)
+        for split, records in by_split.items():
+            name = f"data_tfrecord-{day}-{stem}.gz"
+            tmp = os.path.join(self._tmp, f"{split}-{name}")
+            with tf.io.TFRecordWriter(tmp, options="GZIP") as writer:
+                for record in records:
+                    writer.write(record)
+            tf.io.gfile.rename(tmp, os.path.join(self._dirs[split], name), overwrite=True)
+            yield split, len(records)
