@@ -5,7 +5,8 @@
 Runs the whole DAG (`run_pipeline`) like `podcast-mtl run`, and beside it records, per
 component, the wall seconds and the process CPU seconds (user + system of every thread of this
 process, `resource.getrusage`; with the in-memory DirectRunner all Beam work happens in this
-process). With --profile, a cProfile of the main thread per component goes to DIR/<component>.prof
+process). With --profile, a cProfile of the main thread (its CPU time) per component goes to
+DIR/<component>.prof
 and its top functions by cumulative time to DIR/<component>.txt. Prints the table and the load
 averages at start and end (the machine is shared: compare CPU seconds, not wall seconds).
 """
@@ -44,7 +45,7 @@ class ComponentClock(logging.Handler):
         if m := _RUNNING.match(msg):
             self.open[m.group(1)] = (time.time(), cpu_seconds())
             if self.profile_dir:
-                self.prof = cProfile.Profile()
+                self.prof = cProfile.Profile(time.thread_time)  # CPU of the main thread, not wall
                 self.prof.enable()
         elif m := _FINISHED.match(msg):
             name = m.group(1)
