@@ -1,0 +1,77 @@
+"""The exact-AP TFMA combiner: every row counts, equal to sklearn on one slice, also when the
+accumulators are split and merged, for one model or a candidate and a baseline."""
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score
+from tensorflow_model_analysis.metrics import metric_types
+
+from evaluation.eval_config import make_eval_config
+from evaluation.tfma_metrics import EXACT_AP_NAME, _exact_ap
+from core.tasks import TASKS
+
+
+def _inputs(labels, preds, model_names=("",)):
+    """One StandardMetricInputs per example, shaped as TFMA hands them over (arrays of one value)."""
+    for y, p in zip(labels, preds):
+        label = {"promo_stream": np.array([y]), "click": np.array([0])}
+        pred = {"promo_stream": np.array([p], np.float32), "click": np.array([0.5], np.float32)}
+        if model_names != ("",):
+            label = {m: label for m in model_names}
+            pred = {m: pred for m in model_names}
+        yield metric_types.StandardMetricInputs(labels=label, predictions=pred, example_weights=None)
+
+
+def _combine(combiner, elements, parts=3):
+    """Adds the elements in `parts` accumulators (pickled, as between Beam stages), merges, extracts."""
+    accs = [combiner.create_accumulator() for _ in range(parts)]
+    for i, e in enumerate(elements):
+        accs[i % parts] = combiner.add_input(accs[i % parts], e)
+    accs = [pickle.loads(pickle.dumps(a)) for a in accs]
+    return combiner.extract_output(combiner.merge_accumulators(accs))
+
+
+@pytest.mark.parametrize("model_names", [("",), ("candidate", "baseline")])
+def test_exact_ap_equals_sklearn_on_every_row(model_names):
+    rng = np.random.default_rng(0)
+    y = (rng.random(5000) < 0.07).astype(np.int64)
+    p = np.clip(rng.random(5000) * 0.5 + 0.3 * y, 0, 1).astype(np.float32)
+    p[::7] = 0.25  # ties
+    config = make_eval_config(TASKS, {"promotions": 0.1, "ads": 0.1}, 0.01)
+    for model in model_names:
+        (computation,) = _exact_ap(eval_config=config, model_name=model if model else "", output_name="promo_stream")
+        out = _combine(computation.combiner, _inputs(y, p, model_names))
+        (key,) = out
+        assert key.name == EXACT_AP_NAME and key.output_name == "promo_stream"
+        assert out[key] == pytest.approx(average_precision_score(y, p.astype(np.float64)), abs=1e-9)
+
+
+def test_one_changed_row_changes_the_metric():
+    y = np.array([1, 0, 0, 1, 0, 0, 0, 0])
+    p = np.array([0.9, 0.8, 0.1, 0.7, 0.2, 0.3, 0.4, 0.05], np.float32)
+    (c,) = _exact_ap(output_name="promo_stream")
+    before = list(_combine(c.combiner, _inputs(y, p)).values())[0]
+    p[7] = 0.95  # a single negative above every positive
+    after = list(_combine(c.combiner, _inputs(y, p)).values())[0]
+    assert after < before
+
+
+def test_weighted_examples_use_their_weights():
+    y = np.array([1, 0, 1, 0, 0])
+    p = np.array([0.9, 0.8, 0.3, 0.2, 0.1], np.float32)
+    w = np.array([1.0, 3.0, 2.0, 1.0, 1.0])
+    (c,) = _exact_ap(output_name="promo_stream", example_weighted=True)
+    elements = [metric_types.StandardMetricInputs(labels={"promo_stream": np.array([a])},
+                                                  predictions={"promo_stream": np.array([b])},
+                                                  example_weights={"promo_stream": np.array([c_])})
+                for a, b, c_ in zip(y, p, w)]
+    out = list(_combine(c.combiner, elements).values())[0]
+    assert out == pytest.approx(average_precision_score(y, p, sample_weight=w), abs=1e-9)
+
+
+def test_empty_slice_is_nan_and_bad_label_raises():
+    (c,) = _exact_ap(output_name="promo_stream")
+    assert np.isnan(list(_combine(c.combiner, []).values())[0])
+    with pytest.raises(ValueError, match="0 or 1"):
+        _combine(c.combiner, _inputs([1, 2], [0.5, 0.4]))
