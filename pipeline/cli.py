@@ -119,6 +119,17 @@ def cmd_ablate(args) -> int:
     return 0
 
 
+def cmd_score(args) -> int:
+    from models.batch_score import ScoreInputError, score_logs
+
+    try:
+        score_logs(args.model, args.data, args.out, signature=args.signature, batch_size=args.batch_size,
+                   progress=lambda line: print(line, flush=True))
+    except ScoreInputError as e:
+        raise UsageError(str(e))
+    return 0
+
+
 def _tabs(text):
     try:
         return tuple(int(t) for t in text.split(",") if t.strip())
@@ -227,6 +238,20 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--promotions-tabs", type=_tabs, default=(1,), help="tabs mapped to promotions (default 1)")
     k.add_argument("--ads-tabs", type=_tabs, help="tabs mapped to ads (default: every other tab)")
     k.set_defaults(func=cmd_convert_kuairand)
+
+    from models.batch_score import DEFAULT_BATCH, SIGNATURES
+
+    sc = sub.add_parser("score", help="score day-partitioned logs with a pushed SavedModel into one Parquet file")
+    sc.add_argument("--model", required=True,
+                    help="a SavedModel folder, or a serving folder with numbered versions (the newest is used)")
+    sc.add_argument("--data", required=True, help="day-partitioned impression logs (DIR/date=YYYY-MM-DD/*.parquet)")
+    sc.add_argument("--out", required=True, help="output Parquet file: impression_id and one probability per head")
+    sc.add_argument("--signature", default=SIGNATURES[0], choices=SIGNATURES,
+                    help="serving_raw (named tensors, faster) or serving_default (serialized tf.Examples) "
+                         "(default %(default)s)")
+    sc.add_argument("--batch-size", type=_positive("--batch-size"), default=DEFAULT_BATCH,
+                    help="rows per model call (default %(default)s)")
+    sc.set_defaults(func=cmd_score)
     return parser
 
 
