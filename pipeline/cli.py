@@ -222,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--serving-dir", help="where blessed models are pushed (default ROOT/serving)")
     r.add_argument("--ap-floor", type=_floor, action="append", metavar="SOURCE=AP",
                    help=f"blessing floor of a source's test stream AP (repeat; default {floors})")
+    r.add_argument("--bulk-inference", action="store_true",
+                   help="also score the test split with the blessed model (TFX BulkInferrer; PredictionLogs "
+                        "under ROOT/pipeline/BulkInferrer)")
     r.set_defaults(func=cmd_run)
 
     a = sub.add_parser("ablate", help="train every preset on the same data and report per-source AP",

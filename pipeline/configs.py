@@ -38,6 +38,7 @@ class PipelineConfig:
     beam_args: Tuple[str, ...] = ()  # the user's own; LOCAL_BEAM_ARGS apply when they name no runner
     serving_dir: Optional[str] = None  # default <root>/serving
     metadata_path: Optional[str] = None  # default <root>/metadata.sqlite (MLMD)
+    bulk_inference: bool = False  # TFX BulkInferrer on the test split with the blessed model (`--bulk-inference`)
 
     @property
     def pipeline_root(self) -> str:
@@ -82,7 +83,8 @@ class PipelineConfig:
         floors.update(dict(getattr(args, "ap_floor", None) or ()))
         config = cls(data=data, root=root, split=split, ap_floor=tuple(floors.items()),
                      beam_args=tuple(getattr(args, "beam_arg", None) or ()),
-                     serving_dir=getattr(args, "serving_dir", None))
+                     serving_dir=getattr(args, "serving_dir", None),
+                     bulk_inference=bool(getattr(args, "bulk_inference", False)))
         overrides = {"seed": args.seed}
         if getattr(args, "train_steps", None):
             overrides["train_steps"] = args.train_steps

@@ -63,4 +63,17 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
         model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving)))
-    return _pipeline(config, data + [trainer, resolver, evaluator, pusher], metadata_connection_config)
+    optional = bulk_inference(config, example_gen, trainer, evaluator)
+    return _pipeline(config, data + [trainer, resolver, evaluator, pusher] + optional, metadata_connection_config)
+
+
+def bulk_inference(config: PipelineConfig, example_gen, trainer, evaluator) -> list:
+    """With `config.bulk_inference`: TFX BulkInferrer scores the test split with the Trainer's model
+    once the Evaluator blesses it (PredictionLogs through serving_default); else nothing."""
+    if not config.bulk_inference:
+        return []
+    return [tfx.components.BulkInferrer(
+        examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        data_spec=tfx.proto.DataSpec(example_splits=["test"]),
+        model_spec=tfx.proto.ModelSpec(model_signature_name=["serving_default"]))]
