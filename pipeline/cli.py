@@ -261,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    pipeline.import_tensorflow_quietly()  # after parsing: --help stays fast
     try:
         return args.func(args)
     except UsageError as e:
