@@ -118,7 +118,19 @@ def run_dag(config: PipelineConfig, dag: tfx.dsl.Pipeline, quiet: bool = False) 
                    preset=config.preset_name)
     with open(os.path.join(config.root, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
+    write_run_reports(config.root, summary)
     return summary
+
+
+def write_run_reports(root: str, summary: Dict) -> None:
+    """report.md and statistics.html in the root (`pipeline/reports.py`); a report that cannot be
+    written is logged, never fails the run."""
+    from pipeline.reports import write_reports
+
+    try:
+        summary["reports"] = write_reports(root, summary)
+    except Exception:
+        logging.getLogger(__name__).exception("writing the run reports failed")
 
 
 def format_summary(summary: Dict) -> str:
