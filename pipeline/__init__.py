@@ -10,6 +10,10 @@ _warnings.filterwarnings("ignore", category=FutureWarning, module="google.api_co
 # google-auth (grpcio version) and google-cloud-aiplatform (storage version) warn about pinned
 # versions on import, also on a normal run: not actionable by a user of this pipeline.
 _warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.")
+# TFMA's interpolated PR-AUC divides by zero on slices without positives (small popularity
+# buckets); the metric is still reported (exact AP, the gating metric, is computed separately).
+_warnings.filterwarnings("ignore", category=RuntimeWarning,
+                         module=r"tensorflow_model_analysis\.metrics\.confusion_matrix_metrics")
 
 # Lines TensorFlow's C++ runtime prints on import on every CPU-only machine: CUDA plugin factories
 # registered twice (logged as errors although harmless), missing CUDA drivers / TensorRT, CPU flags.
