@@ -65,17 +65,17 @@ def baseline_ap(summary: Dict) -> Dict[str, Dict[str, float]]:
         from pipeline.run_summary import EXACT_AP_NAME
 
         out: Dict[str, Dict[str, float]] = {}
-        for slice_key, metrics in tfma.load_eval_result(uri, model_name="baseline").slicing_metrics:
-            if len(slice_key) != 1 or slice_key[0][0] != "source":
+        for per_slice in tfma.load_metrics(uri):
+            keys = per_slice.slice_key.single_slice_keys
+            if len(keys) != 1 or keys[0].column != "source":
                 continue
-            source = slice_key[0][1]
-            source = source.decode() if isinstance(source, bytes) else source
-            for head, by_sub_key in metrics.items():
-                for values in by_sub_key.values():
-                    if EXACT_AP_NAME in values:
-                        out.setdefault(source, {})[head] = values[EXACT_AP_NAME].get("doubleValue")
+            source = keys[0].bytes_value.decode()
+            for kv in per_slice.metric_keys_and_values:
+                k = kv.key
+                if k.model_name == "baseline" and k.name == EXACT_AP_NAME and not k.is_diff:
+                    out.setdefault(source, {})[k.output_name] = kv.value.double_value.value
         return out
-    except Exception:  # no baseline in this evaluation
+    except Exception:  # an evaluation without readable metrics: the report says "no baseline"
         return {}
 
 
