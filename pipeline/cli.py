@@ -1,4 +1,5 @@
-"""`podcast-mtl`: generate logs, run the pipeline, run the ablation study, convert KuaiRand."""
+"""`podcast-mtl`: generate logs, run the pipeline, run the ablation study, convert KuaiRand, score logs
+with a pushed model. `podcast-mtl run --help` explains the model presets."""
 from __future__ import annotations
 
 import argparse
