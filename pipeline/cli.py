@@ -93,6 +93,8 @@ def cmd_run(args) -> int:
     summary = run_pipeline(config)
     print(format_summary(summary))
     print(f"summary: {os.path.join(config.root, 'summary.json')}")
+    print(f"report: {os.path.join(config.root, 'report.md')} (feature statistics: "
+          f"{os.path.join(config.root, 'statistics.html')})")
     return 1 if summary["failed"] else 0
 
 

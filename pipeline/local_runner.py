@@ -128,7 +128,7 @@ def write_run_reports(root: str, summary: Dict) -> None:
     from pipeline.reports import write_reports
 
     try:
-        summary["reports"] = write_reports(root, summary)
+        write_reports(root, summary)
     except Exception:
         logging.getLogger(__name__).exception("writing the run reports failed")
 
