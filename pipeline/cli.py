@@ -93,8 +93,9 @@ def cmd_run(args) -> int:
     summary = run_pipeline(config)
     print(format_summary(summary))
     print(f"summary: {os.path.join(config.root, 'summary.json')}")
-    print(f"report: {os.path.join(config.root, 'report.md')} (feature statistics: "
-          f"{os.path.join(config.root, 'statistics.html')})")
+    stats_page = os.path.join(config.root, "statistics.html")
+    print(f"report: {os.path.join(config.root, 'report.md')}" +
+          (f" (feature statistics: {stats_page})" if os.path.exists(stats_page) else ""))
     return 1 if summary["failed"] else 0
 
 
