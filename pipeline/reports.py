@@ -134,10 +134,11 @@ def write_reports(root: str, summary: Dict) -> Dict[str, str]:
     """Writes `statistics.html` (when the run has statistics) and `report.md` into `root`."""
     written = {}
     stats = _artifact(summary, "StatisticsGen", "ExampleStatistics")
-    if stats:
-        page = write_statistics_html(stats, os.path.join(root, STATISTICS_HTML))
-        if page:
-            written["statistics"] = page
+    page = write_statistics_html(stats, os.path.join(root, STATISTICS_HTML)) if stats else None
+    if page:
+        written["statistics"] = page
+    elif os.path.exists(os.path.join(root, STATISTICS_HTML)):  # an earlier run's page would mislead
+        os.remove(os.path.join(root, STATISTICS_HTML))
     path = os.path.join(root, REPORT_MD)
     with open(path, "w") as f:
         f.write(report_markdown(summary, written.get("statistics")))
