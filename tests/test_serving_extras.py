@@ -271,3 +271,15 @@ def test_every_cli_option_has_help_and_run_help_explains_presets():
     assert "--bulk-inference" in help_text
     for preset in PRESETS:
         assert preset in help_text.split("presets:")[1]
+
+
+def test_reports_of_a_run_without_statistics_drop_an_earlier_page(tmp_path):
+    from pipeline.reports import write_reports
+
+    (tmp_path / "statistics.html").write_text("an earlier run's page")
+    written = write_reports(str(tmp_path), {"blessed": False, "pushed_model": None, "artifacts": {},
+                                            "not_pushed_reason": "stopped at TemporalExampleGen: no logs"})
+    assert set(written) == {"report"} and not (tmp_path / "statistics.html").exists()
+    report = (tmp_path / "report.md").read_text()
+    assert "No statistics" in report and "statistics.html" not in report
+    assert "Not pushed: stopped at TemporalExampleGen: no logs" in report
