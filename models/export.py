@@ -138,6 +138,7 @@ def export(model, tf_transform_output, out_dir: str, cfg=None) -> None:
         tf.io.gfile.makedirs(extra)
         with tf.io.gfile.GFile(os.path.join(extra, MODEL_CONFIG_FILE), "w") as f:
             f.write(cfg.to_json())
+    write_warmup_requests(out_dir, warmup_examples(tf_transform_output))
 
 
 def read_model_config(model_dir: str):
@@ -149,3 +150,66 @@ def read_model_config(model_dir: str):
         return None
     with tf.io.gfile.GFile(path) as f:
         return ModelConfig.from_json(f.read())
+
+WARMUP_FILE = "tf_serving_warmup_requests"  # TF Serving replays these at load: <model>/assets.extra/<WARMUP_FILE>
+_WARMUP_TIME = 1_700_000_000  # 2023-11-14 22:13 UTC
+
+
+def warmup_examples(tf_transform_output, n_per_source: int = 4):
+    """Real-looking raw tf.Examples for serving warm-up: values taken from Transform's vocabularies
+    (the most frequent training values), a one-source field only on its own source, no labels."""
+    from core.fields import SOURCES, Transform
+
+    def vocab(name):
+        try:
+            return [v for v in tf_transform_output.vocabulary_by_name(name) if v] or [b"unknown"]
+        except (ValueError, KeyError, tf.errors.NotFoundError):  # a field without a vocabulary
+            return [b"unknown"]
+
+    spec = serving_feature_spec(tf_transform_output)
+    examples = []
+    for source in SOURCES:
+        for i in range(n_per_source):
+            ex = tf.train.Example()
+            for f in FEATURES:
+                if f.name not in spec or (f.only_on and f.only_on != source):
+                    continue
+                feature = ex.features.feature[f.name]
+                if f.transform == Transform.SOURCE:
+                    feature.bytes_list.value.append(source.encode())
+                elif f.transform == Transform.TIME:
+                    feature.int64_list.value.append(_WARMUP_TIME + 3600 * i)
+                elif f.transform == Transform.NUMERIC:
+                    feature.int64_list.value.append(10 ** (i % 4))
+                elif f.transform == Transform.LIST:
+                    values = vocab(f.vocab_name)
+                    feature.bytes_list.value.extend(values[i: i + 3])
+                elif f.transform == Transform.HASH:
+                    feature.bytes_list.value.append(f"{f.name}-{i}".encode())
+                else:  # vocabulary fields
+                    values = vocab(f.vocab_name)
+                    value = values[i % len(values)]
+                    if spec[f.name].dtype == tf.int64:
+                        feature.int64_list.value.append(int(value))
+                    else:
+                        feature.bytes_list.value.append(value)
+            examples.append(ex.SerializeToString())
+    return examples
+
+
+def write_warmup_requests(model_dir: str, examples, batch_sizes=(1, 4)) -> str:
+    """Writes `<model_dir>/assets.extra/tf_serving_warmup_requests`: one PredictionLog per batch size
+    (a PredictRequest to serving_default with that many of `examples`). Returns the file's path."""
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    folder = os.path.join(model_dir, "assets.extra")
+    tf.io.gfile.makedirs(folder)
+    path = os.path.join(folder, WARMUP_FILE)
+    with tf.io.TFRecordWriter(path) as writer:
+        for n in batch_sizes:
+            request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(signature_name=SERVING_DEFAULT))
+            batch = [examples[(k * 7) % len(examples)] for k in range(n)] if n < len(examples) else list(examples)
+            request.inputs["examples"].CopyFrom(tf.make_tensor_proto(batch, dtype=tf.string))
+            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
+    return path

@@ -1,4 +1,5 @@
-"""`podcast-mtl`: generate logs, run the pipeline, run the ablation study, convert KuaiRand."""
+"""`podcast-mtl`: generate logs, run the pipeline, run the ablation study, convert KuaiRand, score logs
+with a pushed model. `podcast-mtl run --help` explains the model presets."""
 from __future__ import annotations
 
 import argparse
@@ -130,6 +131,9 @@ def cmd_run(args) -> int:
         raise UsageError(str(e))
     print(format_summary(summary))
     print(f"summary: {os.path.join(config.root, 'summary.json')}")
+    stats_page = os.path.join(config.root, "statistics.html")
+    print(f"report: {os.path.join(config.root, 'report.md')}" +
+          (f" (feature statistics: {stats_page})" if os.path.exists(stats_page) else ""))
     return 1 if summary["failed"] else 0
 
 
@@ -164,6 +168,17 @@ def cmd_ablate(args) -> int:
 
     print(ablation_markdown(table))
     print(f"wrote ablation.* and cold_start.* to {args.out} in {time.time() - t0:.0f} s")
+    return 0
+
+
+def cmd_score(args) -> int:
+    from models.batch_score import ScoreInputError, score_logs
+
+    try:
+        score_logs(args.model, args.data, args.out, signature=args.signature, batch_size=args.batch_size,
+                   progress=lambda line: print(line, flush=True))
+    except ScoreInputError as e:
+        raise UsageError(str(e))
     return 0
 
 
@@ -257,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--baseline-model", metavar="DIR",
                    help="the incumbent SavedModel the candidate must match on every source (default: the latest "
                         "model in the serving folder; with none, a promotions baseline trained in the same run)")
+    r.add_argument("--bulk-inference", action="store_true",
+                   help="also score the test split with the blessed model (TFX BulkInferrer; PredictionLogs "
+                        "under ROOT/pipeline/BulkInferrer)")
     r.set_defaults(func=cmd_run)
 
     a = sub.add_parser("ablate", help="train every preset on the same data and report per-source AP",
@@ -280,12 +298,27 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--promotions-tabs", type=_tabs, default=(1,), help="tabs mapped to promotions (default 1)")
     k.add_argument("--ads-tabs", type=_tabs, help="tabs mapped to ads (default: every other tab)")
     k.set_defaults(func=cmd_convert_kuairand)
+
+    from models.batch_score import DEFAULT_BATCH, SIGNATURES
+
+    sc = sub.add_parser("score", help="score day-partitioned logs with a pushed SavedModel into one Parquet file")
+    sc.add_argument("--model", required=True,
+                    help="a SavedModel folder, or a serving folder with numbered versions (the newest is used)")
+    sc.add_argument("--data", required=True, help="day-partitioned impression logs (DIR/date=YYYY-MM-DD/*.parquet)")
+    sc.add_argument("--out", required=True, help="output Parquet file: impression_id and one probability per head")
+    sc.add_argument("--signature", default=SIGNATURES[0], choices=SIGNATURES,
+                    help="serving_raw (named tensors, faster) or serving_default (serialized tf.Examples) "
+                         "(default %(default)s)")
+    sc.add_argument("--batch-size", type=_positive("--batch-size"), default=DEFAULT_BATCH,
+                    help="rows per model call (default %(default)s)")
+    sc.set_defaults(func=cmd_score)
     return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    pipeline.import_tensorflow_quietly()  # after parsing: --help stays fast
     try:
         return args.func(args)
     except UsageError as e:

@@ -49,6 +49,7 @@ class PipelineConfig:
     beam_args: Tuple[str, ...] = ()  # the user's own; LOCAL_BEAM_ARGS apply when they name no runner
     serving_dir: Optional[str] = None  # default <root>/serving
     metadata_path: Optional[str] = None  # default <root>/metadata.sqlite (MLMD)
+    bulk_inference: bool = False  # TFX BulkInferrer on the test split with the blessed model (`--bulk-inference`)
 
     @property
     def pipeline_root(self) -> str:
@@ -100,7 +101,8 @@ class PipelineConfig:
                      beam_args=tuple(getattr(args, "beam_arg", None) or ()),
                      serving_dir=getattr(args, "serving_dir", None), tuning=dataclasses.replace(tuning, seed=args.seed),
                      baseline_model=getattr(args, "baseline_model", None),
-                     max_rejected_rows=getattr(args, "max_rejected_rows", None) or default(cls, "max_rejected_rows"))
+                     max_rejected_rows=getattr(args, "max_rejected_rows", None) or default(cls, "max_rejected_rows"),
+                     bulk_inference=bool(getattr(args, "bulk_inference", False)))
         overrides = {"seed": args.seed}
         if getattr(args, "train_steps", None):
             overrides["train_steps"] = args.train_steps

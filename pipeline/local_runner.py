@@ -224,6 +224,7 @@ def _run_locked(config: PipelineConfig, dag: tfx.dsl.Pipeline, quiet: bool) -> D
                    wall_seconds=round(time.time() - t0, 1), log=log_path, preset=config.preset_name,
                    interrupted_executions=interrupted)
     write_summary(config.root, summary)
+    write_run_reports(config.root, summary)
     return summary
 
 
@@ -231,6 +232,17 @@ def stream_head_of(heads: Dict, source: str) -> Optional[str]:
     """The head that is judged on `source` among the evaluated heads."""
     declared = stream_head(TASKS, source)
     return declared if declared in heads else None
+
+
+def write_run_reports(root: str, summary: Dict) -> None:
+    """report.md and statistics.html in the root (`pipeline/reports.py`); a report that cannot be
+    written is logged, never fails the run."""
+    from pipeline.reports import write_reports
+
+    try:
+        write_reports(root, summary)
+    except Exception:
+        logging.getLogger(__name__).exception("writing the run reports failed")
 
 
 def format_summary(summary: Dict) -> str:

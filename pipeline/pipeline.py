@@ -112,5 +112,18 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
         eval_config=make_eval_config(config.model.tasks(), config.floors, config.ap_tolerance))
     pusher = Pusher(model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
                     serving_dir=config.serving)
-    return _pipeline(config, data + selection + [trainer] + baseline + [evaluator, pusher],
+    optional = bulk_inference(config, example_gen, trainer, evaluator)
+    return _pipeline(config, data + selection + [trainer] + baseline + [evaluator, pusher] + optional,
                      metadata_connection_config)
+
+
+def bulk_inference(config: PipelineConfig, example_gen, trainer, evaluator) -> list:
+    """With `config.bulk_inference`: TFX BulkInferrer scores the test split with the Trainer's model
+    once the Evaluator blesses it (PredictionLogs through serving_default); else nothing."""
+    if not config.bulk_inference:
+        return []
+    return [tfx.components.BulkInferrer(
+        examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        data_spec=tfx.proto.DataSpec(example_splits=["test"]),
+        model_spec=tfx.proto.ModelSpec(model_signature_name=["serving_default"]))]

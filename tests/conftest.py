@@ -48,7 +48,7 @@ def pipeline_run(small_logs, tmp_path_factory):
     from pipeline.local_runner import run_pipeline
 
     root = str(tmp_path_factory.mktemp("run"))
-    config = small_pipeline_config(small_logs, root)
+    config = small_pipeline_config(small_logs, root).replace(bulk_inference=True)  # every optional step runs
     summary = run_pipeline(config, quiet=True)
     return {"config": config, "summary": summary, "root": root}
 

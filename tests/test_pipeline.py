@@ -16,7 +16,7 @@ from tests.conftest import latest_artifact, run_python, score_in_fresh_process
 
 pytestmark = pytest.mark.slow
 COMPONENTS = {"TemporalExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "ValidationGate",
-              "Transform", "Tuner", "Trainer", "baseline_trainer", "Evaluator", "Pusher"}
+              "Transform", "Tuner", "Trainer", "baseline_trainer", "Evaluator", "Pusher", "BulkInferrer"}
 
 
 def test_end_to_end_run_blesses_and_pushes(pipeline_run, small_logs):

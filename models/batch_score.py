@@ -1,0 +1,200 @@
+"""Batch scoring of impression logs with a pushed SavedModel (`podcast-mtl score`).
+
+Reads day-partitioned Parquet logs (`core/logs.py` layout) file by file in batches, sends each
+batch through the model's `serving_raw` signature (named dense tensors) or `serving_default`
+(serialized tf.Examples), and writes one Parquet file with `impression_id` and one probability
+column per head. Bad inputs raise `ScoreInputError` naming the file and the field.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import time
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from core.fields import FIELDS
+from core.logs import FILE_PATTERN
+
+KEY = "impression_id"
+DEFAULT_BATCH = 4096
+SIGNATURES = ("serving_raw", "serving_default")  # = models.export.SERVING_RAW, SERVING_DEFAULT
+_REQUIRED = {f.name for f in FIELDS if f.required} | {KEY}
+
+
+class ScoreInputError(ValueError):
+    """A model folder or log file that cannot be scored; the message names the file and field."""
+
+
+def resolve_model_dir(path: str) -> str:
+    """`path` itself when it holds a SavedModel, else its newest numbered version (a serving folder)."""
+    if os.path.exists(os.path.join(path, "saved_model.pb")):
+        return path
+    if not os.path.isdir(path):
+        raise ScoreInputError(f"--model {path}: no such folder")
+    versions = [d for d in os.listdir(path) if d.isdigit() and os.path.exists(os.path.join(path, d, "saved_model.pb"))]
+    if not versions:
+        raise ScoreInputError(f"--model {path}: neither a SavedModel (no saved_model.pb) nor a serving folder "
+                              f"with numbered versions")
+    return os.path.join(path, max(versions, key=int))
+
+
+def log_files(data: str) -> List[str]:
+    if not os.path.isdir(data):
+        raise ScoreInputError(f"--data {data}: no such folder")
+    files = sorted(glob.glob(os.path.join(data, FILE_PATTERN)))
+    if not files:
+        raise ScoreInputError(f"--data {data}: no {FILE_PATTERN} files")
+    return files
+
+
+def _check_type(path: str, name: str, arrow_type: pa.DataType, dtype, is_list: bool) -> None:
+    import tensorflow as tf
+
+    inner = arrow_type.value_type if (pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type)) else None
+    if is_list != (inner is not None):
+        want = "a list" if is_list else "a scalar"
+        raise ScoreInputError(f"{path}: field '{name}' has type {arrow_type}, expected {want}")
+    t = inner if inner is not None else arrow_type
+    ok = (pa.types.is_string(t) or pa.types.is_large_string(t)) if dtype == tf.string else pa.types.is_integer(t)
+    if not ok:
+        want = "string" if dtype == tf.string else "integer"
+        raise ScoreInputError(f"{path}: field '{name}' has type {arrow_type}, expected {want}")
+
+
+def check_file(path: str, input_specs: Dict) -> pa.Schema:
+    """Columns and types of one log file against the model's raw inputs (+ impression_id)."""
+    try:
+        schema = pq.read_schema(path)
+    except Exception as e:  # not Parquet, truncated, unreadable
+        raise ScoreInputError(f"{path}: not a readable Parquet file ({type(e).__name__}: {e})")
+    if KEY not in schema.names:
+        raise ScoreInputError(f"{path}: field '{KEY}' is missing")
+    if not (pa.types.is_string(schema.field(KEY).type) or pa.types.is_large_string(schema.field(KEY).type)):
+        raise ScoreInputError(f"{path}: field '{KEY}' has type {schema.field(KEY).type}, expected string")
+    for name, spec in sorted(input_specs.items()):
+        if name not in schema.names:
+            if name in _REQUIRED:
+                raise ScoreInputError(f"{path}: field '{name}' is missing")
+            continue  # a one-source or list field absent from the whole file: sent as "" / 0
+        _check_type(path, name, schema.field(name).type, spec.dtype, spec.shape.rank == 2)
+    return schema
+
+
+def _raw_batch(path: str, batch: pa.RecordBatch, input_specs: Dict) -> Dict[str, np.ndarray]:
+    """`serving_raw` inputs: scalars, lists padded with "", "" / 0 where a field is absent."""
+    import tensorflow as tf
+
+    n, out = batch.num_rows, {}
+    names = batch.schema.names
+    for name, spec in input_specs.items():
+        is_str = spec.dtype == tf.string
+        pad = b"" if is_str else 0
+        col = batch.column(names.index(name)) if name in names else None
+        if col is not None and name in _REQUIRED and col.null_count:
+            raise ScoreInputError(f"{path}: field '{name}' is null in {col.null_count} rows")
+        if spec.shape.rank == 2:
+            rows = col.to_pylist() if col is not None else [None] * n
+            width = max([len(r) for r in rows if r] + [1])
+            arr = np.full((n, width), pad, dtype=object if is_str else np.int64)
+            for i, r in enumerate(rows):
+                if r:
+                    arr[i, :len(r)] = [v.encode() for v in r] if is_str else r
+            out[name] = arr
+        elif col is None:
+            out[name] = np.full(n, pad, dtype=object if is_str else np.int64)
+        elif is_str:
+            out[name] = np.array([b"" if v is None else v.encode() for v in col.to_pylist()], dtype=object)
+        else:
+            out[name] = col.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    return out
+
+
+def _examples(raw: Dict[str, np.ndarray], input_specs: Dict) -> List[bytes]:
+    """The same batch as serialized tf.Examples: list padding and absent fields ("" strings, 0 on a
+    one-source int field such as promo_slot on ads) are left out, as in the logs' own Examples."""
+    import tensorflow as tf
+
+    n = len(next(iter(raw.values())))
+    examples = [tf.train.Example() for _ in range(n)]
+    for name, values in raw.items():
+        is_str = input_specs[name].dtype == tf.string
+        pad = b"" if is_str else 0
+        keep_pad = values.ndim == 1 and name in _REQUIRED  # a required field is always sent, also "" or 0
+        for ex, v in zip(examples, values):
+            vals = [x for x in (v if values.ndim == 2 else [v]) if keep_pad or x != pad]
+            if vals:
+                f = ex.features.feature[name]
+                (f.bytes_list.value if is_str else f.int64_list.value).extend(vals)
+    return [e.SerializeToString() for e in examples]
+
+
+def file_batches(path: str, input_specs: Dict, batch_size: int) -> Iterator[Tuple[List, Dict]]:
+    """(impression ids, raw inputs) per batch of at most `batch_size` rows of one log file."""
+    schema = check_file(path, input_specs)
+    columns = [c for c in schema.names if c == KEY or c in input_specs]
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=columns):
+        ids = batch.column(batch.schema.names.index(KEY))
+        if ids.null_count:
+            raise ScoreInputError(f"{path}: field '{KEY}' is null in {ids.null_count} rows")
+        yield ids.to_pylist(), _raw_batch(path, batch, input_specs)
+
+
+def score_logs(model: str, data: str, out: str, signature: str = "serving_raw", batch_size: int = DEFAULT_BATCH,
+               progress: Optional[Callable[[str], None]] = print) -> Dict:
+    """Scores every impression under `data` with the SavedModel at `model` (or the newest version
+    under it) and writes `out` (Parquet: impression_id, one float column per head). Returns
+    {"model", "rows", "seconds", "heads"}."""
+    if signature not in SIGNATURES:
+        raise ScoreInputError(f"--signature {signature}: expected one of {', '.join(SIGNATURES)}")
+    if batch_size <= 0:
+        raise ScoreInputError(f"--batch-size must be positive, got {batch_size}")
+    model_dir = resolve_model_dir(model)
+    files = log_files(data)
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(model_dir)
+    missing = [s for s in SIGNATURES if s not in loaded.signatures]
+    if missing:
+        raise ScoreInputError(f"--model {model_dir}: no {', '.join(missing)} signature")
+    input_specs = loaded.signatures["serving_raw"].structured_input_signature[1]
+    fn = loaded.signatures[signature]
+    for path in files:  # every file's columns and types before scoring the first batch
+        check_file(path, input_specs)
+    log = progress or (lambda line: None)
+    log(f"scoring {len(files)} files under {data} with {model_dir} ({signature}, {batch_size} rows per call)")
+    tmp = out + ".tmp"
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    writer, heads, rows, t0 = None, None, 0, time.time()
+    try:
+        for i, path in enumerate(files):
+            for ids, raw in file_batches(path, input_specs, batch_size):
+                if signature == "serving_raw":
+                    outputs = fn(**{k: tf.constant(v, dtype=input_specs[k].dtype) for k, v in raw.items()})
+                else:
+                    outputs = fn(examples=tf.constant(_examples(raw, input_specs)))
+                heads = heads or sorted(outputs)
+                table = pa.table({KEY: pa.array(ids, pa.string()),
+                                  **{h: pa.array(outputs[h].numpy().reshape(-1).astype(np.float32)) for h in heads}})
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table)
+                rows += len(ids)
+            log(f"  [{i + 1}/{len(files)}] {os.path.relpath(path, data)}: {rows:,} rows scored "
+                f"({rows / max(time.time() - t0, 1e-9):,.0f} rows/s)")
+        if writer is None:
+            raise ScoreInputError(f"--data {data}: the log files hold no rows")
+        writer.close()
+        writer = None
+        os.replace(tmp, out)
+    finally:
+        if writer is not None:
+            writer.close()
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    seconds = time.time() - t0
+    log(f"wrote {rows:,} rows x {len(heads)} heads to {out} in {seconds:.1f} s ({rows / max(seconds, 1e-9):,.0f} rows/s)")
+    return {"model": model_dir, "rows": rows, "seconds": round(seconds, 2), "heads": heads}

@@ -1,0 +1,120 @@
+"""Reports a person can read, written into the run root after every run from its summary:
+
+- `statistics.html`: TFDV's Facets Overview of the train split against the test split;
+- `report.md`: splits, anomalies, per-source test AP of the candidate (and of the baseline when
+  the summary or the Evaluator output has it), the blessing decision and the pushed version.
+"""
+from __future__ import annotations
+
+import os
+from typing import Dict, List, Optional
+
+from core.fields import SOURCES
+
+STATISTICS_HTML = "statistics.html"
+REPORT_MD = "report.md"
+
+
+def _artifact(summary: Dict, component: str, kind: str) -> Optional[str]:
+    return (summary.get("artifacts") or {}).get(component, {}).get(kind)
+
+
+def write_statistics_html(stats_uri: str, path: str, lhs: str = "train", rhs: str = "test") -> Optional[str]:
+    """The Facets Overview page of split `lhs` against `rhs` (TFDV's own HTML); None without stats."""
+    import tensorflow_data_validation as tfdv
+    from tensorflow_data_validation.utils import display_util
+
+    def load(split):
+        f = os.path.join(stats_uri, f"Split-{split}", "FeatureStats.pb")
+        return tfdv.load_stats_binary(f) if os.path.exists(f) else None
+
+    left, right = load(lhs), load(rhs)
+    if left is None:
+        return None
+    body = display_util.get_statistics_html(lhs_statistics=left, rhs_statistics=right, lhs_name=lhs,
+                                            rhs_name=rhs if right is not None else "rhs_statistics")
+    with open(path, "w") as f:
+        f.write("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>podcast-mtl statistics: "
+                f"{lhs} vs {rhs}</title></head>\n<body>\n{body}\n</body></html>\n")
+    return path
+
+
+def anomalies(summary: Dict) -> Optional[List[str]]:
+    """One line per anomaly in any split (ExampleValidator's output); None when it did not run."""
+    uri = _artifact(summary, "ExampleValidator", "ExampleAnomalies")
+    if not uri:
+        return None
+    from components.validation_gate import describe_anomalies
+
+    splits = sorted(d[len("Split-"):] for d in os.listdir(uri) if d.startswith("Split-")) if os.path.isdir(uri) else []
+    return describe_anomalies(uri, splits)
+
+
+def report_markdown(summary: Dict, statistics_page: Optional[str] = None) -> str:
+    lines = ["# podcast-mtl run report", ""]
+    if summary.get("preset"):
+        lines.append(f"Preset `{summary['preset']}`; wall time {summary.get('wall_seconds', 0):.0f} s; "
+                     f"full log `{summary.get('log')}`.")
+        lines.append("")
+    lines += ["## Splits", ""]
+    splits = summary.get("splits") or {}
+    if splits:
+        lines += ["| split | impressions |", "|---|---|"] + [f"| {k} | {v:,} |" for k, v in splits.items()]
+    else:
+        lines.append("No statistics (the run stopped before StatisticsGen).")
+    if statistics_page:
+        lines += ["", f"Feature statistics, train vs test: [{os.path.basename(statistics_page)}]"
+                      f"({os.path.basename(statistics_page)}) (TFDV Facets Overview)."]
+    lines += ["", "## Anomalies", ""]
+    found = anomalies(summary)
+    if found is None:
+        lines.append("ExampleValidator did not run.")
+    elif found:
+        lines += [f"- {line}" for line in found]
+    else:
+        lines.append("None: every split matches the schema.")
+    lines += ["", "## Test exact AP per source", ""]
+    candidate = summary.get("ap") or {}
+    baseline = summary.get("baseline") or {}
+    base = baseline.get("ap") or {}
+    heads = sorted({h for s in candidate.values() for h in s})
+    if heads:
+        lines += ["| source | head | candidate | baseline |", "|---|---|---|---|"]
+        for source in SOURCES:
+            for head in heads:
+                c = candidate.get(source, {}).get(head)
+                b = base.get(source, {}).get(head)
+                if c is None and b is None:
+                    continue
+                lines.append(f"| {source} | {head} | {'' if c is None else f'{c:.4f}'} | "
+                             f"{'-' if b is None else f'{b:.4f}'} |")
+        if baseline:
+            lines += ["", f"Baseline: {baseline['kind']} (`{baseline['model']}`)."]
+        else:
+            lines += ["", "No baseline model was evaluated."]
+    else:
+        lines.append("No evaluation (the run stopped before the Evaluator).")
+    lines += ["", "## Decision", ""]
+    lines.append(f"Blessed: **{'yes' if summary.get('blessed') else 'no'}**.")
+    pushed = summary.get("pushed_model")
+    if pushed:
+        lines.append(f"Pushed version **{os.path.basename(pushed.rstrip('/'))}** to `{pushed}`.")
+    else:
+        lines.append("Not pushed" + (f": {summary['not_pushed_reason']}" if summary.get("not_pushed_reason") else "."))
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(root: str, summary: Dict) -> Dict[str, str]:
+    """Writes `statistics.html` (when the run has statistics) and `report.md` into `root`."""
+    written = {}
+    stats = _artifact(summary, "StatisticsGen", "ExampleStatistics")
+    page = write_statistics_html(stats, os.path.join(root, STATISTICS_HTML)) if stats else None
+    if page:
+        written["statistics"] = page
+    elif os.path.exists(os.path.join(root, STATISTICS_HTML)):  # an earlier run's page would mislead
+        os.remove(os.path.join(root, STATISTICS_HTML))
+    path = os.path.join(root, REPORT_MD)
+    with open(path, "w") as f:
+        f.write(report_markdown(summary, written.get("statistics")))
+    written["report"] = path
+    return written

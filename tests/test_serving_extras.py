@@ -1,0 +1,288 @@
+"""Serving conveniences and run reports, on the shared pipeline run: batch scoring (`podcast-mtl
+score`), BulkInferrer, TF Serving warm-up requests, the README's serving_raw JSON request, the
+report files and a quiet console."""
+import glob
+import json
+import os
+import re
+import shutil
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from core.fields import FEATURE_NAMES, LABELS, SOURCES
+from tests.conftest import REPO, run_python
+
+
+@pytest.fixture(scope="session")
+def pushed(pipeline_run):
+    """The pushed model, loaded in this process: (model dir, loaded SavedModel)."""
+    import tensorflow as tf
+
+    path = pipeline_run["summary"]["pushed_model"]
+    assert path and os.path.isdir(path), pipeline_run["summary"]["not_pushed_reason"]
+    return path, tf.saved_model.load(path)
+
+
+def _raw_specs(loaded):
+    return loaded.signatures["serving_raw"].structured_input_signature[1]
+
+
+def _two_days(small_logs, tmp_path):
+    data = tmp_path / "logs"
+    for day in sorted(glob.glob(os.path.join(small_logs, "date=*")))[-2:]:
+        shutil.copytree(day, data / os.path.basename(day))
+    return str(data)
+
+
+# --- podcast-mtl score ----------------------------------------------------------------------------
+
+def test_resolve_model_dir_takes_the_newest_numbered_version(tmp_path):
+    from models.batch_score import ScoreInputError, resolve_model_dir
+
+    for v in ("9", "10", "2", "notes"):
+        (tmp_path / v).mkdir()
+        (tmp_path / v / "saved_model.pb").write_bytes(b"")
+    assert resolve_model_dir(str(tmp_path)) == str(tmp_path / "10")  # numerically, not as text
+    assert resolve_model_dir(str(tmp_path / "2")) == str(tmp_path / "2")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ScoreInputError, match="empty.*neither a SavedModel"):
+        resolve_model_dir(str(tmp_path / "empty"))
+
+
+@pytest.mark.slow
+def test_score_cli_writes_one_column_per_head_for_every_impression(pipeline_run, small_logs, tmp_path):
+    data = _two_days(small_logs, tmp_path)
+    out = str(tmp_path / "scores.parquet")
+    serving = pipeline_run["config"].serving  # a serving folder: the newest version is used
+    r = run_python(["-m", "pipeline.cli", "score", "--model", serving, "--data", data, "--out", out,
+                    "--batch-size", "700"])
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert re.search(r"\[1/2\] date=\S+: [\d,]+ rows scored", r.stdout) and "[2/2]" in r.stdout, r.stdout
+    assert r.stderr.strip() == "", r.stderr[-2000:]  # a quiet console: no TensorFlow / Google noise
+    newest = max((d for d in os.listdir(serving) if d.isdigit()), key=int)
+    assert os.path.join(serving, newest) in r.stdout
+    logs = pd.concat([pq.read_table(f).to_pandas() for f in sorted(glob.glob(f"{data}/date=*/*.parquet"))])
+    scores = pq.read_table(out).to_pandas()
+    heads = set(pipeline_run["config"].model.heads)
+    assert list(scores.columns) == ["impression_id"] + sorted(heads)
+    assert scores["impression_id"].tolist() == logs["impression_id"].tolist()
+    for head in heads:
+        assert scores[head].between(0, 1, inclusive="neither").all()
+    assert scores[sorted(heads)].std().min() > 0  # scores differ between impressions
+
+
+@pytest.mark.slow
+def test_score_through_serving_default_equals_serving_raw(pushed, pipeline_run, small_logs, tmp_path):
+    from models.batch_score import score_logs
+
+    data = _two_days(small_logs, tmp_path)
+    lines = []
+    raw = score_logs(pushed[0], data, str(tmp_path / "raw.parquet"), "serving_raw", 1000, lines.append)
+    default = score_logs(pushed[0], data, str(tmp_path / "default.parquet"), "serving_default", 1000, lines.append)
+    assert raw["rows"] == default["rows"] > 1000 and raw["heads"] == default["heads"]
+    a = pq.read_table(tmp_path / "raw.parquet").to_pandas()
+    b = pq.read_table(tmp_path / "default.parquet").to_pandas()
+    assert a["impression_id"].tolist() == b["impression_id"].tolist()
+    np.testing.assert_allclose(a[raw["heads"]].to_numpy(), b[raw["heads"]].to_numpy(), atol=1e-5)
+    assert any("rows/s" in line for line in lines)
+
+
+def _bad_copy(small_logs, tmp_path, change):
+    data = tmp_path / "bad"
+    day = sorted(glob.glob(os.path.join(small_logs, "date=*")))[-1]
+    shutil.copytree(day, data / os.path.basename(day))
+    path = glob.glob(str(data / "date=*" / "*.parquet"))[0]
+    table = change(pq.read_table(path))
+    pq.write_table(table, path)
+    return str(data), path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("change, message", [
+    (lambda t: t.drop(["podcast_id"]), "field 'podcast_id' is missing"),
+    (lambda t: t.set_column(t.schema.get_field_index("event_time"), "event_time",
+                            pa.array([str(v) for v in t.column("event_time").to_pylist()])),
+     "field 'event_time' has type string, expected integer"),
+    (lambda t: t.set_column(t.schema.get_field_index("user_history"), "user_history",
+                            pa.array(["p1"] * t.num_rows)), "field 'user_history' has type string, expected a list"),
+    (lambda t: t.set_column(t.schema.get_field_index("source"), "source",
+                            pa.array([None] + t.column("source").to_pylist()[1:], pa.string())),
+     "field 'source' is null in 1 rows"),
+])
+def test_score_names_the_file_and_field_of_a_bad_input(pushed, small_logs, tmp_path, change, message):
+    from models.batch_score import ScoreInputError, score_logs
+
+    data, path = _bad_copy(small_logs, tmp_path, change)
+    out = str(tmp_path / "scores.parquet")
+    with pytest.raises(ScoreInputError) as e:
+        score_logs(pushed[0], data, out, progress=None)
+    assert str(e.value).startswith(path) and message in str(e.value), str(e.value)
+    assert not os.path.exists(out) and not os.path.exists(out + ".tmp")
+
+
+# --- BulkInferrer ---------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_bulk_inferrer_scores_the_test_split_with_the_blessed_model(pipeline_run):
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    s = pipeline_run["summary"]
+    assert pipeline_run["config"].bulk_inference
+    uri = s["artifacts"]["BulkInferrer"]["InferenceResult"]
+    files = glob.glob(os.path.join(uri, "*.gz"))
+    assert files, os.listdir(uri)
+    logs = [prediction_log_pb2.PredictionLog.FromString(r.numpy())
+            for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+    assert len(logs) == s["splits"]["test"]
+    heads = set(pipeline_run["config"].model.heads)
+    first = logs[0].predict_log
+    assert set(first.response.outputs) == heads
+    values = [float(v) for log in logs[:200] for v in tf.make_ndarray(log.predict_log.response.outputs["ad_stream"])
+              .ravel()]
+    assert all(0 < v < 1 for v in values) and np.std(values) > 0
+
+
+# --- warm-up requests -----------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_pushed_model_carries_warmup_requests_that_score(pushed):
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    from models.export import WARMUP_FILE
+
+    path, loaded = pushed
+    warmup = os.path.join(path, "assets.extra", WARMUP_FILE)
+    records = [prediction_log_pb2.PredictionLog.FromString(r.numpy()) for r in tf.data.TFRecordDataset(warmup)]
+    assert [len(tf.make_ndarray(r.predict_log.request.inputs["examples"])) for r in records] == [1, 4]
+    sources = set()
+    for record in records:
+        request = record.predict_log.request
+        assert request.model_spec.signature_name == "serving_default"
+        examples = tf.make_ndarray(request.inputs["examples"])
+        for e in examples:
+            features = tf.train.Example.FromString(e).features.feature
+            assert set(features) <= set(FEATURE_NAMES) and not set(features) & set(LABELS)
+            sources.add(features["source"].bytes_list.value[0].decode())
+        out = loaded.signatures["serving_default"](examples=tf.constant(examples))
+        assert set(out) == set(loaded.signatures["serving_default"].structured_outputs)
+        for v in out.values():
+            assert v.shape[0] == len(examples) and np.all((v.numpy() > 0) & (v.numpy() < 1))
+    assert sources == set(SOURCES)
+
+
+# --- the README's serving_raw request -------------------------------------------------------------
+
+def _readme_request():
+    text = open(os.path.join(REPO, "README.md")).read()
+    assert "POST /v1/models/podcast_mtl:predict" in text
+    blocks = [json.loads(b) for b in re.findall(r"```json\n(.*?)\n```", text, re.S)]
+    requests = [b for b in blocks if b.get("signature_name") == "serving_raw"]
+    assert len(requests) == 1, "README needs exactly one serving_raw JSON request"
+    return requests[0]
+
+
+@pytest.mark.slow
+def test_readme_serving_raw_request_scores_with_the_pushed_model(pushed):
+    import tensorflow as tf
+
+    from models.batch_score import _examples
+
+    _, loaded = pushed
+    specs = _raw_specs(loaded)
+    inputs = _readme_request()["inputs"]
+    assert set(inputs) == set(specs), set(inputs) ^ set(specs)  # every input the signature takes, no more
+    n = len(inputs["source"])
+    assert sorted(inputs["source"]) == sorted(SOURCES) and all(len(v) == n for v in inputs.values())
+    tensors = {k: tf.constant(v, dtype=specs[k].dtype) for k, v in inputs.items()}
+    by_raw = loaded.signatures["serving_raw"](**tensors)
+    arrays = {k: np.array([x.encode() if isinstance(x, str) else x for x in v] if specs[k].shape.rank == 1 else
+                          [[x.encode() for x in row] for row in v], dtype=object if specs[k].dtype == tf.string
+                          else np.int64) for k, v in inputs.items()}
+    by_examples = loaded.signatures["serving_default"](examples=tf.constant(_examples(arrays, specs)))
+    for head, v in by_raw.items():
+        assert v.shape[0] == n and np.all((v.numpy() > 0) & (v.numpy() < 1))
+        np.testing.assert_allclose(v.numpy(), by_examples[head].numpy(), atol=1e-5)
+
+
+# --- reports and console --------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_run_writes_a_report_and_the_facets_statistics_page(pipeline_run):
+    root = pipeline_run["root"]
+    s = json.load(open(os.path.join(root, "summary.json")))  # the latest run in the root wrote both
+    import base64
+
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    page = open(os.path.join(root, "statistics.html")).read()
+    assert page.startswith("<!DOCTYPE html>") and "facets-overview" in page
+    proto = re.search(r'proto-input="([A-Za-z0-9+/=]+)"', page).group(1)
+    stats = statistics_pb2.DatasetFeatureStatisticsList.FromString(base64.b64decode(proto))
+    assert [(d.name, d.num_examples) for d in stats.datasets] == [("train", s["splits"]["train"]),
+                                                                  ("test", s["splits"]["test"])]
+    report = open(os.path.join(root, "report.md")).read()
+    for split, n in s["splits"].items():
+        assert f"| {split} | {n:,} |" in report
+    assert "None: every split matches the schema." in report
+    for source in SOURCES:
+        for head, ap in s["ap"][source].items():
+            assert f"| {source} | {head} | {ap:.4f} |" in report
+    if s["blessed"]:
+        assert "Blessed: **yes**" in report
+        assert f"Pushed version **{os.path.basename(s['pushed_model'])}**" in report
+    else:  # a later test's rerun in the same root
+        assert "Blessed: **no**" in report and f"Not pushed: {s['not_pushed_reason']}" in report
+    assert "[statistics.html](statistics.html)" in report
+
+
+def test_report_of_a_stopped_run_and_of_a_run_with_a_baseline():
+    from pipeline.reports import report_markdown
+
+    stopped = report_markdown({"blessed": False, "pushed_model": None, "splits": {"train": 10},
+                               "not_pushed_reason": "stopped at ValidationGate: feature 'source' ...", "ap": {}})
+    assert "Blessed: **no**" in stopped and "Not pushed: stopped at ValidationGate: feature 'source'" in stopped
+    assert "ExampleValidator did not run." in stopped and "No evaluation" in stopped
+    compared = report_markdown({"blessed": False, "pushed_model": None, "not_pushed_reason": "not blessed: x",
+                                "ap": {"ads": {"ad_stream": 0.25}},
+                                "baseline": {"kind": "incumbent (imported)", "model": "/m/1",
+                                             "ap": {"ads": {"ad_stream": 0.3}}}})
+    assert "| ads | ad_stream | 0.2500 | 0.3000 |" in compared
+    assert "Baseline: incumbent (imported) (`/m/1`)." in compared
+
+
+def test_every_cli_option_has_help_and_run_help_explains_presets():
+    import argparse
+
+    from models.config import PRESETS
+    from pipeline.cli import build_parser
+
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert {"run", "score"} <= set(subparsers.choices)
+    for name, sub in subparsers.choices.items():
+        for action in sub._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            assert action.help and action.help != argparse.SUPPRESS, f"{name} {action.option_strings} has no help"
+    help_text = subparsers.choices["run"].format_help()
+    assert "--bulk-inference" in help_text
+    for preset in PRESETS:
+        assert preset in help_text.split("presets:")[1]
+
+
+def test_reports_of_a_run_without_statistics_drop_an_earlier_page(tmp_path):
+    from pipeline.reports import write_reports
+
+    (tmp_path / "statistics.html").write_text("an earlier run's page")
+    written = write_reports(str(tmp_path), {"blessed": False, "pushed_model": None, "artifacts": {},
+                                            "not_pushed_reason": "stopped at TemporalExampleGen: no logs"})
+    assert set(written) == {"report"} and not (tmp_path / "statistics.html").exists()
+    report = (tmp_path / "report.md").read_text()
+    assert "No statistics" in report and "statistics.html" not in report
+    assert "Not pushed: stopped at TemporalExampleGen: no logs" in report
