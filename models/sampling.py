@@ -26,32 +26,41 @@ def _files(file_pattern) -> List[str]:
     return files
 
 
-def read_examples(file_pattern, feature_spec: Dict, counter: Optional[tf.Variable] = None) -> tf.data.Dataset:
-    """Unbatched dicts of transformed features, in file order (deterministic)."""
-    ds = tf.data.TFRecordDataset(_files(file_pattern), compression_type="GZIP")
-    ds = ds.batch(PARSE_BATCH).map(lambda x: tf.io.parse_example(x, feature_spec),
-                                   num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+def read_examples(file_pattern, feature_spec: Dict, counter: Optional[tf.Variable] = None,
+                  sources=None) -> tf.data.Dataset:
+    """Unbatched dicts of transformed features, in file order (deterministic). With `sources`, only
+    those sources' records: each batch of serialized records is filtered on its `source` field
+    (a cheap parse of one int) before the full parse, so a minority stream does not parse every
+    majority record just to drop it. Same records, same order as filtering after the full parse."""
+    ds = tf.data.TFRecordDataset(_files(file_pattern), compression_type="GZIP").batch(PARSE_BATCH)
     if counter is not None:  # counts records read from the files (for the benchmark)
-        def count(batch):
-            first = next(iter(batch.values()))
-            with tf.control_dependencies([counter.assign_add(tf.shape(first, out_type=tf.int64)[0])]):
-                return {k: tf.identity(v) for k, v in batch.items()}
+        def count(x):
+            with tf.control_dependencies([counter.assign_add(tf.shape(x, out_type=tf.int64)[0])]):
+                return tf.identity(x)
         ds = ds.map(count)
+    if sources is not None and set(sources) != set(SOURCES):
+        ids = tf.constant([SOURCES.index(s) for s in sources], tf.int64)
+        source_spec = {"source": feature_spec["source"]}
+
+        def keep(x):
+            source = tf.io.parse_example(x, source_spec)["source"]
+            return tf.boolean_mask(x, tf.reduce_any(tf.equal(tf.reshape(source, [-1, 1]), ids), axis=1))
+        ds = ds.map(keep, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.map(lambda x: tf.io.parse_example(x, feature_spec), num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=True)
     return ds.unbatch()
 
 
-def _of_sources(ds: tf.data.Dataset, sources) -> tf.data.Dataset:
-    ids = tf.constant([SOURCES.index(s) for s in sources], tf.int64)
-    return ds.filter(lambda x: tf.reduce_any(tf.equal(x["source"], ids)))
+def _of_sources(file_pattern, feature_spec: Dict, sources, counter: Optional[tf.Variable] = None) -> tf.data.Dataset:
+    return read_examples(file_pattern, feature_spec, counter, sources=sources)
 
 
 def train_dataset(file_pattern, feature_spec: Dict, cfg: ModelConfig, batch_size: Optional[int] = None,
                   counter: Optional[tf.Variable] = None) -> tf.data.Dataset:
     """Endless batches for training (length is set in steps), reproducible for cfg.seed."""
     batch_size = batch_size or cfg.batch_size
-    examples = read_examples(file_pattern, feature_spec, counter)
     if cfg.mix != BALANCED or len(cfg.train_sources) == 1:
-        ds = _of_sources(examples, cfg.train_sources)
+        ds = _of_sources(file_pattern, feature_spec, cfg.train_sources, counter)
         if set(cfg.train_sources) <= set(cfg.cache_sources):  # e.g. ads-only: one read, then from memory
             ds = ds.cache()
         ds = ds.shuffle(cfg.shuffle_buffer, seed=cfg.seed).repeat()
@@ -59,7 +68,7 @@ def train_dataset(file_pattern, feature_spec: Dict, cfg: ModelConfig, batch_size
         shares = cfg.shares()
         streams = []
         for i, source in enumerate(shares):
-            s = _of_sources(examples, [source])
+            s = _of_sources(file_pattern, feature_spec, [source], counter)
             if source in cfg.cache_sources:
                 s = s.cache()
             streams.append(s.shuffle(cfg.shuffle_buffer, seed=cfg.seed + i).repeat())
