@@ -145,13 +145,17 @@ def read_logs(data):
     tables = [pq.read_table(f) for d in days for f in sorted(glob.glob(os.path.join(data, f"date={d}", "*.parquet")))]
     import pyarrow as pa
 
-    table = pa.concat_tables(tables, promote_options="default")
-    t = table.column("event_time").to_numpy()
+    table = pa.concat_tables(tables, promote=True)
+    t = table.column("event_time").combine_chunks().to_numpy()
     return table, {s: np.flatnonzero((t >= lo) & (t < hi)) for s, (lo, hi) in bounds.items()}
 
 
 def _strings(col):
-    return np.asarray(col.fill_null("").cast("string").to_numpy(zero_copy_only=False), dtype=object).astype(str)
+    import pyarrow as pa
+
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    return np.asarray(col.cast(pa.string()).fill_null("").to_numpy(zero_copy_only=False), dtype=object).astype(str)
 
 
 def featurize(table, splits):
@@ -171,14 +175,14 @@ def featurize(table, splits):
     for f in FEATURES:
         col = table.column(f.name)
         if f.transform == Transform.TIME:
-            t = col.to_numpy().astype(np.int64)
+            t = col.combine_chunks().to_numpy().astype(np.int64)
             cols["hour"], cols["weekday"] = (t // HOUR) % 24, (t // DAY + EPOCH_WEEKDAY) % 7
         elif f.transform == Transform.SOURCE:
             cols[f.name] = pd.Index(SOURCES).get_indexer(_strings(col)).astype(np.int64)
         elif f.transform == Transform.HASH:
             cols[f.name] = tf.strings.to_hash_bucket_fast(_strings(col), f.buckets).numpy()
         elif f.transform == Transform.NUMERIC:
-            x = np.log1p(np.maximum(col.fill_null(0).to_numpy().astype(np.float32), 0))
+            x = np.log1p(np.maximum(col.combine_chunks().fill_null(0).to_numpy(zero_copy_only=False).astype(np.float32), 0))
             cols[f.name] = ((x - x[train].mean()) / (x[train].std() or 1.0)).astype(np.float32)
         elif f.transform == Transform.LIST:
             col = col.combine_chunks()
@@ -204,7 +208,7 @@ def featurize(table, splits):
             sizes[f.name] = f.buckets
     sizes.update(hour=24, weekday=7, source=len(SOURCES))
     for label in LABELS:
-        cols[label] = table.column(label).fill_null(0).to_numpy().astype(np.int64)
+        cols[label] = table.column(label).combine_chunks().fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
     return {s: {k: v[rows] for k, v in cols.items()} for s, rows in splits.items()}, sizes
 
 
