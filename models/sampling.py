@@ -27,23 +27,29 @@ def _files(file_pattern) -> List[str]:
     return files
 
 
-def read_examples(file_pattern, feature_spec: Dict, counter: Optional[tf.Variable] = None) -> tf.data.Dataset:
-    """Unbatched dicts of transformed features, in file order (deterministic)."""
-    ds = tf.data.TFRecordDataset(_files(file_pattern), compression_type="GZIP")
-    ds = ds.batch(PARSE_BATCH).map(lambda x: tf.io.parse_example(x, feature_spec),
-                                   num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+def read_examples(file_pattern, feature_spec: Dict, counter: Optional[tf.Variable] = None,
+                  sources=None) -> tf.data.Dataset:
+    """Unbatched dicts of transformed features, in file order (deterministic). With `sources`, only
+    those sources' records: each batch of serialized records is filtered on its `source` field
+    (a cheap parse of one int) before the full parse, so a minority stream does not parse every
+    majority record just to drop it. Same records, same order as filtering after the full parse."""
+    ds = tf.data.TFRecordDataset(_files(file_pattern), compression_type="GZIP").batch(PARSE_BATCH)
     if counter is not None:  # counts records read from the files (for the benchmark)
-        def count(batch):
-            first = next(iter(batch.values()))
-            with tf.control_dependencies([counter.assign_add(tf.shape(first, out_type=tf.int64)[0])]):
-                return {k: tf.identity(v) for k, v in batch.items()}
+        def count(x):
+            with tf.control_dependencies([counter.assign_add(tf.shape(x, out_type=tf.int64)[0])]):
+                return tf.identity(x)
         ds = ds.map(count)
+    if sources is not None and set(sources) != set(SOURCES):
+        ids = tf.constant([SOURCES.index(s) for s in sources], tf.int64)
+        source_spec = {"source": feature_spec["source"]}
+
+        def keep(x):
+            source = tf.io.parse_example(x, source_spec)["source"]
+            return tf.boolean_mask(x, tf.reduce_any(tf.equal(tf.reshape(source, [-1, 1]), ids), axis=1))
+        ds = ds.map(keep, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.map(lambda x: tf.io.parse_example(x, feature_spec), num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=True)
     return ds.unbatch()
-
-
-def _of_sources(ds: tf.data.Dataset, sources) -> tf.data.Dataset:
-    ids = tf.constant([SOURCES.index(s) for s in sources], tf.int64)
-    return ds.filter(lambda x: tf.reduce_any(tf.equal(x["source"], ids)))
 
 
 def source_counts(file_pattern) -> Dict[str, int]:
@@ -62,13 +68,18 @@ def train_dataset(file_pattern, feature_spec: Dict, cfg: ModelConfig, batch_size
                   counts: Optional[Dict[str, int]] = None) -> tf.data.Dataset:
     """Endless batches for training (length is set in steps), reproducible for cfg.seed.
 
-    `examples`: the training examples already read (e.g. cached in memory across tuning trials);
+    `examples`: the training examples already read (e.g. held in memory across tuning trials);
     `counts`: examples per source, needed by temperature shares (read from the files if absent)."""
     batch_size = batch_size or cfg.batch_size
-    if examples is None:
-        examples = read_examples(file_pattern, feature_spec, counter)
+
+    def of_sources(sources):
+        if examples is None:  # from the files, other sources dropped before the full parse
+            return read_examples(file_pattern, feature_spec, counter, sources=sources)
+        ids = tf.constant([SOURCES.index(s) for s in sources], tf.int64)
+        return examples.filter(lambda x: tf.reduce_any(tf.equal(x["source"], ids)))
+
     if cfg.mix != BALANCED or len(cfg.train_sources) == 1:
-        ds = _of_sources(examples, cfg.train_sources)
+        ds = of_sources(cfg.train_sources)
         if set(cfg.train_sources) <= set(cfg.cache_sources):  # e.g. ads-only: one read, then from memory
             ds = ds.cache()
         ds = ds.shuffle(cfg.shuffle_buffer, seed=cfg.seed).repeat()
@@ -78,7 +89,7 @@ def train_dataset(file_pattern, feature_spec: Dict, cfg: ModelConfig, batch_size
         shares = cfg.shares(counts)
         streams = []
         for i, source in enumerate(shares):
-            s = _of_sources(examples, [source])
+            s = of_sources([source])
             if source in cfg.cache_sources:
                 s = s.cache()
             streams.append(s.shuffle(cfg.shuffle_buffer, seed=cfg.seed + i).repeat())

@@ -14,7 +14,7 @@ from tests.conftest import run_python, score_in_fresh_process
 
 pytestmark = pytest.mark.slow
 ADS = SOURCES.index("ads")
-FAST = dict(train_steps=6, eval_every_steps=3, batch_size=128, shuffle_buffer=2000, max_eval_examples=3000,
+FAST = dict(train_steps=2, eval_every_steps=1, batch_size=128, shuffle_buffer=1000, max_eval_examples=1000,
             encoder_units=(32,), tower_units=(8,))
 
 
@@ -33,6 +33,26 @@ def test_balanced_batches_are_half_ads(transformed):
     assert np.mean(natural) < 0.25  # the logged mix: promotions outnumber ads
     ratio = cfg.replace(source_shares=(("promotions", 0.7), ("ads", 0.3)))
     assert 0.25 <= np.mean(_shares(train_dataset(files["train"], spec, ratio), 50)) <= 0.35
+
+
+def test_source_filter_before_parsing_keeps_the_same_records_in_order(transformed):
+    import tensorflow as tf
+
+    from models.sampling import read_examples
+
+    tft_out, files, graph_dir = transformed
+    spec = tft_out.transformed_feature_spec()
+    every = read_examples(files["train"], spec).batch(100_000)
+    every = {k: v.numpy() for k, v in next(iter(every)).items()}
+    ads = every["source"] == ADS
+    assert 0 < ads.sum() < ads.size
+    only = next(iter(read_examples(files["train"], spec, sources=["ads"]).batch(100_000)))
+    for key in ("podcast_id", "user_history", "stream", "source"):
+        np.testing.assert_array_equal(only[key].numpy(), every[key][ads])
+    counter = tf.Variable(0, dtype=tf.int64)
+    for _ in read_examples(files["train"], spec, counter, sources=["ads"]).batch(100_000):
+        pass
+    assert int(counter.numpy()) == ads.size  # every record read, the majority dropped before parsing
 
 
 def test_batches_are_reproducible_for_a_seed(transformed):
