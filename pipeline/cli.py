@@ -119,6 +119,23 @@ def cmd_ablate(args) -> int:
     return 0
 
 
+def cmd_compile(args) -> int:
+    """The PipelineJob spec for Vertex AI / Kubeflow Pipelines v2 (needs the kfp extra)."""
+    if not args.data:
+        raise UsageError("--data is required: the logs' path as the pipeline's containers see it (gs://...)")
+    try:
+        from kfp.pipeline_spec import pipeline_spec_pb2  # noqa: F401  (TFX's v2 compiler needs it)
+        from pipeline.kubeflow_v2_runner import compile_pipeline, step_images
+    except ImportError as e:
+        raise UsageError(f"compiling for {args.target} needs the kfp extra "
+                         f"(pip install -c constraints-kfp.txt -e '.[kfp]'): {e}")
+    config = _pipeline_config(args, args.root)
+    job = compile_pipeline(config, args.image, args.out, schema_file=args.schema_file)
+    steps = step_images(job)
+    print(f"wrote {args.out}: {len(steps)} container steps, image {args.image}; pipeline root {config.pipeline_root}")
+    return 0
+
+
 def _tabs(text):
     try:
         return tuple(int(t) for t in text.split(",") if t.strip())
@@ -220,6 +237,22 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--seeds", type=_positive("--seeds"), default=3, help="training seeds per preset (default %(default)s)")
     a.add_argument("--presets", help=f"comma-separated subset of: {', '.join(PRESETS)} (default: all)")
     a.set_defaults(func=cmd_ablate)
+
+    c = sub.add_parser("compile", help="write the Vertex AI / Kubeflow Pipelines v2 spec of the same pipeline",
+                       epilog=presets_help, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_data_args(c, "ROOT")
+    c.add_argument("--target", choices=["vertex", "kubeflow"], default="vertex",
+                   help="Vertex AI Pipelines or Kubeflow Pipelines v2: the same PipelineJob spec (default %(default)s)")
+    c.add_argument("--image", required=True, help="the project image (built from Dockerfile) that runs every step")
+    c.add_argument("--root", required=True, help="pipeline root, serving folder (gs://BUCKET/ROOT)")
+    c.add_argument("--out", default="pipeline.json", help="spec file, .json or .yaml (default %(default)s)")
+    c.add_argument("--schema-file", help="schema path as the containers see it (default: the copy in the image)")
+    c.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS), help="model variant (default %(default)s)")
+    c.add_argument("--beam-arg", action="append", metavar="ARG",
+                   help="passed to Beam (repeat); with --runner=DataflowRunner, --setup_file of the image is added")
+    c.add_argument("--serving-dir", help="where blessed models are pushed (default ROOT/serving)")
+    c.add_argument("--ap-floor", type=_floor, action="append", metavar="SOURCE=AP", help="blessing floor (repeat)")
+    c.set_defaults(func=cmd_compile)
 
     k = sub.add_parser("convert-kuairand", help="convert KuaiRand-Pure logs to this project's log format")
     k.add_argument("--src", required=True, help="folder with the KuaiRand-Pure log and feature files")
