@@ -136,6 +136,23 @@ def cmd_compile(args) -> int:
     return 0
 
 
+def cmd_schedule(args) -> int:
+    """D consecutive daily runs as the logs arrive one day at a time (LocalDagRunner)."""
+    from pipeline.schedule import run_schedule
+
+    if not args.data:
+        raise UsageError("--data is required: the folder the daily partitions arrive from")
+    config = _pipeline_config(args, args.root)
+    print(f"schedule: {args.days} daily runs of {config.name} on {config.data} "
+          f"(window {config.split.window_days or 'all'} days); outputs in {config.root}", flush=True)
+    try:
+        report = run_schedule(config, args.days, warm_start=args.warm_start, warm_start_steps=args.warm_start_steps)
+    except ValueError as e:
+        raise UsageError(str(e))
+    print(f"schedule: {os.path.join(config.root, 'schedule.json')}")
+    return 0 if report and not report[-1]["failed"] else 1
+
+
 def _tabs(text):
     try:
         return tuple(int(t) for t in text.split(",") if t.strip())
@@ -253,6 +270,21 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--serving-dir", help="where blessed models are pushed (default ROOT/serving)")
     c.add_argument("--ap-floor", type=_floor, action="append", metavar="SOURCE=AP", help="blessing floor (repeat)")
     c.set_defaults(func=cmd_compile)
+
+    s = sub.add_parser("schedule", help="simulate D daily runs as logs arrive one day at a time",
+                       epilog=presets_help, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_data_args(s, "ROOT")
+    s.add_argument("--days", type=_positive("--days"), required=True, help="daily runs: the newest D days of --data")
+    s.add_argument("--root", default="runs/schedule", help="pipeline root, MLMD, landing and serving folders (default %(default)s)")
+    s.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS), help="model variant (default %(default)s)")
+    s.add_argument("--beam-arg", action="append", metavar="ARG", help="passed to Beam unchanged (repeat)")
+    s.add_argument("--serving-dir", help="where blessed models are pushed (default ROOT/serving)")
+    s.add_argument("--ap-floor", type=_floor, action="append", metavar="SOURCE=AP", help="blessing floor (repeat)")
+    s.add_argument("--warm-start", action="store_true",
+                   help="a day with a pushed model trains from its weights (vocabulary rows matched by token)")
+    s.add_argument("--warm-start-steps", type=_positive("--warm-start-steps"),
+                   help="training steps of a warm-started day (default: --train-steps or the preset's)")
+    s.set_defaults(func=cmd_schedule)
 
     k = sub.add_parser("convert-kuairand", help="convert KuaiRand-Pure logs to this project's log format")
     k.add_argument("--src", required=True, help="folder with the KuaiRand-Pure log and feature files")
