@@ -17,6 +17,7 @@ The optimizer starts fresh. Returns what was done, for the log and the summary.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -36,7 +37,7 @@ def _key(weight) -> str:
 
 
 def _table(weight) -> Optional[str]:
-    m = re.match(r"emb_(.+?)/embeddings", weight.name)
+    m = re.search(r"(?:^|/)emb_([^/]+)/embeddings", weight.name)
     return m.group(1) if m else None
 
 
@@ -60,8 +61,10 @@ def save(model, tf_transform_output, serving_model_dir: str) -> None:
     tf.io.gfile.makedirs(out)
     arrays = {f"w{i:04d}": w.numpy() for i, w in enumerate(model.weights)}
     names = [_key(w) for w in model.weights]
+    buffer = io.BytesIO()  # np.savez seeks; GFile (gs:// too) takes the bytes whole
+    np.savez(buffer, **arrays)
     with tf.io.gfile.GFile(os.path.join(out, "weights.npz"), "wb") as f:
-        np.savez(f, **arrays)
+        f.write(buffer.getvalue())
     with tf.io.gfile.GFile(os.path.join(out, "vocabularies.json"), "w") as f:
         json.dump({"names": names, "vocabularies": _vocabularies(model, tf_transform_output)}, f)
 
@@ -104,8 +107,8 @@ def restore(model, tf_transform_output, serving_dir: str) -> Dict:
     with tf.io.gfile.GFile(os.path.join(path, "vocabularies.json")) as f:
         meta = json.load(f)
     with tf.io.gfile.GFile(os.path.join(path, "weights.npz"), "rb") as f:
-        saved = np.load(f)
-        old = [saved[f"w{i:04d}"] for i in range(len(meta["names"]))]
+        saved = np.load(io.BytesIO(f.read()))
+    old = [saved[f"w{i:04d}"] for i in range(len(meta["names"]))]
     weights = model.weights
     if [_key(w) for w in weights] != meta["names"]:
         return {"warm_start": False, "reason": f"{path}: another architecture (weights differ by name)"}
