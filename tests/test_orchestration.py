@@ -93,6 +93,25 @@ def test_vertex_spec_loads_with_kfp_parser_and_runs_every_step_in_the_project_im
     assert vertex_spec["pipeline_root"] == "gs://acme-ml/podcast-mtl/pipeline"
 
 
+def test_vertex_driver_fingerprints_the_logs_so_a_new_day_is_not_served_from_cache(kfp_python, small_logs, tmp_path):
+    """TFX's v2 file-based driver, the ExampleGen step's pre-cache-check, on TemporalExampleGen's properties."""
+    import shutil
+
+    logs = str(tmp_path / "logs")
+    shutil.copytree(small_logs, logs)
+
+    def fingerprint(out):
+        r = _run(kfp_python, [os.path.join(REPO, "tests", "run_v2_driver.py"), logs, str(tmp_path / out)])
+        assert r.returncode == 0, r.stderr[-3000:]
+        return json.loads(r.stdout.strip().splitlines()[-1])["parameterValues"]["input_fingerprint"]
+
+    first, again = fingerprint("a"), fingerprint("b")
+    assert first == again and "num_files:12," in first
+    newest = sorted(d for d in os.listdir(logs) if d.startswith("date="))[-1]
+    shutil.copytree(os.path.join(logs, newest), os.path.join(logs, "date=2099-01-01"))  # a day arrives
+    assert "num_files:13," in fingerprint("c")
+
+
 def test_compile_without_the_kfp_extra_is_a_usage_error():
     from tests.conftest import run_python
 
