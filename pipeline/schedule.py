@@ -7,7 +7,7 @@ serving folder across days, as a daily cron / Airflow / Vertex schedule would:
 
 * the window: with `window_days` N, ExampleGen reads only the newest N day partitions and splits
   them train / eval / test by day (`core/split.py`), so each run trains on a rolling window;
-* the cache: TFX's FileBasedDriver fingerprints every log file (path, size, mtime), so a new or
+* the cache: TFX's FileBasedDriver fingerprints the log files (count, total bytes, mtimes to the second), so a new or
   re-delivered day re-runs ExampleGen and everything after it; a run on unchanged files is
   served from cache;
 * the gate: a day whose logs break the schema stops its run at the ValidationGate (nothing is
