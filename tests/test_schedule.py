@@ -34,7 +34,8 @@ def test_schedule_three_days_with_a_corrupted_day_recovers_next_day(small_logs, 
     r = run_python(["-m", "pipeline.cli", "schedule", "--data", data, "--root", root, "--days", "3",
                     "--window-days", "9", "--test-days", "2", "--eval-days", "2", "--train-steps", "40",
                     # floors under what 40 steps reach on these logs (day 1 measured 0.0695 / 0.0262)
-                    "--ap-floor", "promotions=0.05", "--ap-floor", "ads=0.015"])
+                    "--ap-floor", "promotions=0.05", "--ap-floor", "ads=0.015",
+                    "--warm-start", "--warm-start-steps", "20"])
     print(r.stdout)
     report = json.load(open(os.path.join(root, "schedule.json")))
     assert [d["day"] for d in report] == days[-3:], r.stdout + r.stderr[-2000:]
@@ -52,6 +53,7 @@ def test_schedule_three_days_with_a_corrupted_day_recovers_next_day(small_logs, 
     assert d3["arrived"] == [days[-1]] and not d3["failed"] and not d3["stopped_at_gate"], d3
     assert d3["span"] == f"{days[2]}..{days[-1]}" and d3["window_days"] == 9
     assert set(d3["ap"]) == {"promotions", "ads"} and d3["splits"] != d1["splits"]
+    assert d3["warm_start"] and d3["train_steps"] == 20 and not d1["warm_start"]  # from day 1's pushed model
     assert d3["serving_version"] == (os.path.basename(d3["pushed"]) if d3["pushed"] else d1["serving_version"])
     assert r.returncode == 0
     assert "not pushed:" in r.stdout and bad in r.stdout
