@@ -9,7 +9,7 @@ PY310 ?= $(shell for c in python3.10 $$(ls -d $$(pyenv root 2>/dev/null)/version
 export TF_USE_LEGACY_KERAS := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: setup test test-fast lint-imports run ablate bench clean
+.PHONY: setup setup-kfp test test-fast lint-imports run ablate bench clean
 
 setup:
 	@test -n "$(PY310)" || { echo "error: Python 3.10 not found (neither python3.10 on PATH nor \$$(pyenv root)/versions/3.10.*)" >&2; exit 2; }
@@ -19,6 +19,15 @@ setup:
 	$(PY) -m pip install -q --upgrade "pip==26.3" "setuptools==84.2.1" "wheel==0.48.0"
 	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
 	@$(PY) -c 'import tfx, tensorflow as tf; print("tfx", tfx.__version__, "tensorflow", tf.__version__)'
+
+# The kfp extra (Vertex / Kubeflow v2 compiler) in an overlay venv that sees .venv's packages:
+# kfp 2.5 needs urllib3<2, which constraints.txt cannot hold (see constraints-kfp.txt).
+KFP_VENV ?= .venv-kfp
+setup-kfp: setup
+	@[ -x $(KFP_VENV)/bin/python ] || $(PY310) -m venv $(KFP_VENV)
+	$(PY) -c 'import site; print(site.getsitepackages()[0])' > $(KFP_VENV)/lib/python3.10/site-packages/podcast_mtl_base.pth
+	$(KFP_VENV)/bin/python -m pip install -q -c constraints-kfp.txt -e ".[kfp]"
+	@$(KFP_VENV)/bin/python -c 'import kfp, tfx; print("kfp", kfp.__version__, "tfx", tfx.__version__)'
 
 test: lint-imports
 	$(PY) -m pytest -q tests components

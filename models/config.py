@@ -49,6 +49,8 @@ class ModelConfig:
     seed: int = 0
     # tf.distribute: "default" | "mirrored" | "multi_worker" (reads TF_CONFIG)
     strategy: str = "default"
+    # warm start from the newest pushed model under this folder (the serving folder); "" = cold start
+    warm_start_dir: str = ""
 
     def __post_init__(self):
         if self.mix not in (BALANCED, NATURAL):

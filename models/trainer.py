@@ -2,6 +2,7 @@
 early stopping on exact eval stream AP, and exports the serving SavedModel."""
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -12,6 +13,7 @@ import tensorflow_transform as tft
 
 from models.config import MODEL_CONFIG_KEY, ModelConfig
 from models.evaluate import score_dataset, stream_ap_by_source
+from models import warm_start
 from models.export import export
 from models.model import MultiTaskModel, build_model, dummy_features
 from models.preprocessing import cardinalities
@@ -103,6 +105,8 @@ def train(cfg: ModelConfig, tf_transform_output, train_files, eval_files, log_di
     with strategy.scope():
         model = build_model(cfg, cardinalities(tf_transform_output), tasks)
         model(dummy_features(), training=False)
+        if cfg.warm_start_dir:  # models/warm_start.py: weights of the latest pushed model, rows by token
+            print(f"  warm start: {json.dumps(warm_start.restore(model, tf_transform_output, cfg.warm_start_dir))}")
     interval = max(1, min(cfg.eval_every_steps, cfg.train_steps))
     if eval_data is None:
         eval_data = eval_dataset(eval_files, spec, max_examples=cfg.max_eval_examples)
@@ -143,3 +147,4 @@ def run_fn(fn_args) -> None:
     model = train(cfg, tf_transform_output, fn_args.train_files, fn_args.eval_files,
                   log_dir=os.path.join(fn_args.model_run_dir, "logs"))
     export(model, tf_transform_output, fn_args.serving_model_dir, cfg)
+    warm_start.save(model, tf_transform_output, fn_args.serving_model_dir)  # travels with the pushed model

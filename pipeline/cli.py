@@ -43,6 +43,18 @@ def _positive(name: str):
 _seed = _int_in("--seed", 0, 2 ** 32)
 
 
+def _fraction(name: str):
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            value = None
+        if value is None or not 0 <= value < 1:
+            raise argparse.ArgumentTypeError(f"{name} must be a number in [0, 1), got {text!r}")
+        return value
+    return parse
+
+
 def _floor(text):
     from core.fields import SOURCES
 
@@ -182,6 +194,40 @@ def cmd_score(args) -> int:
     return 0
 
 
+def cmd_compile(args) -> int:
+    """The PipelineJob spec for Vertex AI / Kubeflow Pipelines v2 (needs the kfp extra)."""
+    if not args.data:
+        raise UsageError("--data is required: the logs' path as the pipeline's containers see it (gs://...)")
+    try:
+        from kfp.pipeline_spec import pipeline_spec_pb2  # noqa: F401  (TFX's v2 compiler needs it)
+        from pipeline.kubeflow_v2_runner import compile_pipeline, step_images
+    except ImportError as e:
+        raise UsageError(f"compiling for {args.target} needs the kfp extra "
+                         f"(pip install -c constraints-kfp.txt -e '.[kfp]'): {e}")
+    config = _pipeline_config(args, args.root)
+    job = compile_pipeline(config, args.image, args.out, schema_file=args.schema_file)
+    steps = step_images(job)
+    print(f"wrote {args.out}: {len(steps)} container steps, image {args.image}; pipeline root {config.pipeline_root}")
+    return 0
+
+
+def cmd_schedule(args) -> int:
+    """D consecutive daily runs as the logs arrive one day at a time (LocalDagRunner)."""
+    from pipeline.schedule import run_schedule
+
+    if not args.data:
+        raise UsageError("--data is required: the folder the daily partitions arrive from")
+    config = _pipeline_config(args, args.root)
+    print(f"schedule: {args.days} daily runs of {config.name} on {config.data} "
+          f"(window {config.split.window_days or 'all'} days); outputs in {config.root}", flush=True)
+    try:
+        report = run_schedule(config, args.days, warm_start=args.warm_start, warm_start_steps=args.warm_start_steps)
+    except ValueError as e:
+        raise UsageError(str(e))
+    print(f"schedule: {os.path.join(config.root, 'schedule.json')}")
+    return 0 if report and not report[-1]["failed"] else 1
+
+
 def _tabs(text):
     try:
         return tuple(int(t) for t in text.split(",") if t.strip())
@@ -231,10 +277,47 @@ def _add_data_args(p, root_help: str) -> None:
                         "source, NaN) before the gate stops the run (default %(default)s)")
 
 
+def _add_tuning_args(p, trials_help: str) -> None:
+    from models.config import TuningConfig
+    from pipeline.configs import default
+
+    p.add_argument("--tune-trials", type=_int_in("--tune-trials", 0), default=default(TuningConfig, "trials"),
+                   help=trials_help)
+    p.add_argument("--tune-steps", type=_positive("--tune-steps"), default=default(TuningConfig, "steps"),
+                   help="training steps per tuning trial (default %(default)s)")
+
+
+def _add_pipeline_args(p) -> None:
+    """Options of the commands that build the whole DAG: run, compile, schedule."""
+    from models.config import PRESETS
+    from pipeline.configs import DEFAULT_AP_FLOORS, DEFAULT_PRESET, PipelineConfig, default
+
+    floors = ", ".join(f"{s}={v}" for s, v in DEFAULT_AP_FLOORS)
+    p.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS),
+                   help="model variant to train and push (default %(default)s; see below)")
+    p.add_argument("--beam-arg", action="append", metavar="ARG",
+                   help="passed to Beam unchanged (repeat), e.g. --beam-arg=--runner=DataflowRunner; "
+                        "without a --runner, the local DirectRunner in memory")
+    p.add_argument("--serving-dir", help="where blessed models are pushed (default ROOT/serving)")
+    p.add_argument("--ap-floor", type=_floor, action="append", metavar="SOURCE=AP",
+                   help=f"blessing floor of a source's test stream AP (repeat; default {floors})")
+    p.add_argument("--ap-tolerance", type=_fraction("--ap-tolerance"), default=default(PipelineConfig, "ap_tolerance"),
+                   help="relative stream AP a candidate may lose against the baseline on each source "
+                        "(default %(default)s)")
+    _add_tuning_args(p, "trials of the Tuner's search on validation AP (default %(default)s; 0: no Tuner, the "
+                        "preset's own hyperparameters)")
+    p.add_argument("--baseline-model", metavar="DIR",
+                   help="the incumbent SavedModel the candidate must match on every source (default: the latest "
+                        "model in the serving folder; with none, a promotions baseline trained in the same run)")
+    p.add_argument("--bulk-inference", action="store_true",
+                   help="also score the test split with the blessed model (TFX BulkInferrer; PredictionLogs "
+                        "under ROOT/pipeline/BulkInferrer)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from datagen.synthetic import GeneratorConfig
-    from models.config import PRESET_HELP, PRESETS, TuningConfig
-    from pipeline.configs import DEFAULT_AP_FLOORS, DEFAULT_PRESET, DEFAULT_ROOT, default
+    from models.config import PRESET_HELP, PRESETS
+    from pipeline.configs import DEFAULT_ROOT, default
 
     presets_help = "presets:\n" + "\n".join(f"  {name:<24}{PRESET_HELP[name]}" for name in PRESETS)
     parser = _Parser(prog="podcast-mtl", description=__doc__)
@@ -251,30 +334,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"{name.replace('_', ' ')} (default %(default)s)")
     g.set_defaults(func=cmd_generate)
 
-    floors = ", ".join(f"{s}={v}" for s, v in DEFAULT_AP_FLOORS)
     r = sub.add_parser("run", help="run the TFX pipeline locally (generates the default logs if --data is not given)",
                        epilog=presets_help, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_data_args(r, "ROOT")
     r.add_argument("--root", default=DEFAULT_ROOT, help="pipeline outputs, MLMD and serving folder (default %(default)s)")
-    r.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS),
-                   help="model variant to train and push (default %(default)s; see below)")
-    r.add_argument("--beam-arg", action="append", metavar="ARG",
-                   help="passed to Beam unchanged (repeat), e.g. --beam-arg=--runner=DataflowRunner; "
-                        "without a --runner, the local DirectRunner in memory")
-    r.add_argument("--serving-dir", help="where blessed models are pushed (default ROOT/serving)")
-    r.add_argument("--ap-floor", type=_floor, action="append", metavar="SOURCE=AP",
-                   help=f"blessing floor of a source's test stream AP (repeat; default {floors})")
-    r.add_argument("--tune-trials", type=_int_in("--tune-trials", 0), default=default(TuningConfig, "trials"),
-                   help="trials of the Tuner's search on validation AP (default %(default)s; 0: no Tuner, the "
-                        "preset's own hyperparameters)")
-    r.add_argument("--tune-steps", type=_positive("--tune-steps"), default=default(TuningConfig, "steps"),
-                   help="training steps per tuning trial (default %(default)s)")
-    r.add_argument("--baseline-model", metavar="DIR",
-                   help="the incumbent SavedModel the candidate must match on every source (default: the latest "
-                        "model in the serving folder; with none, a promotions baseline trained in the same run)")
-    r.add_argument("--bulk-inference", action="store_true",
-                   help="also score the test split with the blessed model (TFX BulkInferrer; PredictionLogs "
-                        "under ROOT/pipeline/BulkInferrer)")
+    _add_pipeline_args(r)
     r.set_defaults(func=cmd_run)
 
     a = sub.add_parser("ablate", help="train every preset on the same data and report per-source AP",
@@ -283,12 +347,33 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--out", default="runs/ablation", help="reports and the shared pipeline outputs (default %(default)s)")
     a.add_argument("--seeds", type=_positive("--seeds"), default=3, help="training seeds per preset (default %(default)s)")
     a.add_argument("--presets", help=f"comma-separated subset of: {', '.join(PRESETS)} (default: all)")
-    a.add_argument("--tune-trials", type=_int_in("--tune-trials", 0), default=default(TuningConfig, "trials"),
-                   help="tuning trials per preset, the same budget for each (default %(default)s; 0: the presets' "
-                        "own hyperparameters, no untuned row)")
-    a.add_argument("--tune-steps", type=_positive("--tune-steps"), default=default(TuningConfig, "steps"),
-                   help="training steps per tuning trial (default %(default)s)")
+    _add_tuning_args(a, "tuning trials per preset, the same budget for each (default %(default)s; 0: the "
+                        "presets' own hyperparameters, no untuned row)")
     a.set_defaults(func=cmd_ablate)
+
+    c = sub.add_parser("compile", help="write the Vertex AI / Kubeflow Pipelines v2 spec of the same pipeline",
+                       epilog=presets_help, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_data_args(c, "ROOT")
+    c.add_argument("--target", choices=["vertex", "kubeflow"], default="vertex",
+                   help="Vertex AI Pipelines or Kubeflow Pipelines v2: the same PipelineJob spec (default %(default)s)")
+    c.add_argument("--image", required=True, help="the project image (built from Dockerfile) that runs every step")
+    c.add_argument("--root", required=True, help="pipeline root, serving folder (gs://BUCKET/ROOT)")
+    c.add_argument("--out", default="pipeline.json", help="spec file, .json or .yaml (default %(default)s)")
+    c.add_argument("--schema-file", help="schema path as the containers see it (default: the copy in the image)")
+    _add_pipeline_args(c)
+    c.set_defaults(func=cmd_compile)
+
+    s = sub.add_parser("schedule", help="simulate D daily runs as logs arrive one day at a time",
+                       epilog=presets_help, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_data_args(s, "ROOT")
+    s.add_argument("--days", type=_positive("--days"), required=True, help="daily runs: the newest D days of --data")
+    s.add_argument("--root", default="runs/schedule", help="pipeline root, MLMD, landing and serving folders (default %(default)s)")
+    _add_pipeline_args(s)
+    s.add_argument("--warm-start", action="store_true",
+                   help="a day with a pushed model trains from its weights (vocabulary rows matched by token)")
+    s.add_argument("--warm-start-steps", type=_positive("--warm-start-steps"),
+                   help="training steps of a warm-started day (default: --train-steps or the preset's)")
+    s.set_defaults(func=cmd_schedule)
 
     k = sub.add_parser("convert-kuairand", help="convert KuaiRand-Pure logs to this project's log format")
     k.add_argument("--src", required=True, help="folder with the KuaiRand-Pure log and feature files")

@@ -101,12 +101,19 @@ class PipelineConfig:
                      beam_args=tuple(getattr(args, "beam_arg", None) or ()),
                      serving_dir=getattr(args, "serving_dir", None), tuning=dataclasses.replace(tuning, seed=args.seed),
                      baseline_model=getattr(args, "baseline_model", None),
-                     max_rejected_rows=getattr(args, "max_rejected_rows", None) or default(cls, "max_rejected_rows"),
+                     ap_tolerance=_given(args, "ap_tolerance", default(cls, "ap_tolerance")),
+                     max_rejected_rows=_given(args, "max_rejected_rows", default(cls, "max_rejected_rows")),
                      bulk_inference=bool(getattr(args, "bulk_inference", False)))
         overrides = {"seed": args.seed}
         if getattr(args, "train_steps", None):
             overrides["train_steps"] = args.train_steps
         return config.with_preset(getattr(args, "preset", None) or DEFAULT_PRESET, **overrides)
+
+
+def _given(args, name: str, fallback):
+    """An argument's value when the command has it and it was given (0 included), else `fallback`."""
+    value = getattr(args, name, None)
+    return fallback if value is None else value
 
 
 def default(cls, field: str):

@@ -1,0 +1,143 @@
+"""`podcast-mtl schedule`: D consecutive daily runs with the LocalDagRunner, as logs arrive a day at a time.
+
+The source folder holds every day; before each scheduled run the day's partition is copied into
+`<root>/landing/` (the first run gets every earlier day as its backfill), and the same
+`create_pipeline` runs on the landing folder with one MLMD store, one pipeline root and one
+serving folder across days, as a daily cron / Airflow / Vertex schedule would:
+
+* the window: with `window_days` N, ExampleGen reads only the newest N day partitions and splits
+  them train / eval / test by day (`core/split.py`), so each run trains on a rolling window;
+* the cache: TFX's FileBasedDriver fingerprints the log files (count, total bytes, mtimes to the second), so a new or
+  re-delivered day re-runs ExampleGen and everything after it; a run on unchanged files is
+  served from cache;
+* the gate: a day whose logs break the schema stops its run at the ValidationGate (nothing is
+  trained or pushed; serving keeps the previous model) and its partition moves to
+  `<root>/quarantine/`, so the next day's run trains on the days that passed.
+
+* the hyperparameters: the first day's run tunes (when the config has tuning trials); later days
+  replace the Tuner by a Resolver of the latest tuned values (`reuse_hyperparameters`) instead of
+  re-tuning every day.
+
+Per day it prints the window, blessed / pushed, stream AP per source, the serving version and the
+seconds taken, and writes `<root>/schedule.json`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+from typing import Callable, Dict, List, Optional
+
+from core.logs import PARTITION_PREFIX, partition_days
+from core.tasks import stream_head
+from pipeline.configs import PipelineConfig
+
+LANDING = "landing"
+QUARANTINE = "quarantine"
+
+
+def serving_version(serving: str) -> Optional[str]:
+    """The newest pushed model version under the serving folder (the one a server would load)."""
+    from pipeline.local_runner import latest_pushed
+
+    latest = latest_pushed(serving)
+    return os.path.basename(latest) if latest else None
+
+
+def deliver(source: str, landing: str, up_to: str) -> List[str]:
+    """Copies every day partition of `source` up to `up_to` that the landing folder lacks; returns them."""
+    os.makedirs(landing, exist_ok=True)
+    quarantine = os.path.join(os.path.dirname(landing.rstrip("/")), QUARANTINE)
+    new = []
+    for day in sorted(partition_days(source)):
+        name = PARTITION_PREFIX + day
+        if day > up_to or os.path.exists(os.path.join(landing, name)) or \
+                os.path.exists(os.path.join(quarantine, name)):
+            continue
+        tmp = os.path.join(landing, "." + name)
+        shutil.copytree(os.path.join(source, name), tmp)
+        os.replace(tmp, os.path.join(landing, name))  # a partition appears whole
+        new.append(day)
+    return new
+
+
+def quarantine(landing: str, days: List[str]) -> None:
+    target = os.path.join(os.path.dirname(landing.rstrip("/")), QUARANTINE)
+    os.makedirs(target, exist_ok=True)
+    for day in days:
+        os.replace(os.path.join(landing, PARTITION_PREFIX + day), os.path.join(target, PARTITION_PREFIX + day))
+
+
+def _window(config: PipelineConfig, landing: str) -> List[str]:
+    days = sorted(partition_days(landing))
+    return days[-config.split.window_days:] if config.split.window_days else days
+
+
+def run_schedule(config: PipelineConfig, days: int, run: Optional[Callable[[PipelineConfig], Dict]] = None,
+                 out=print, warm_start: bool = False, warm_start_steps: Optional[int] = None) -> List[Dict]:
+    """Runs the pipeline once per day for the newest `days` days of `config.data`.
+
+    With `warm_start`, a day that finds a pushed model trains from its weights
+    (`models/warm_start.py`) for `warm_start_steps` (default: the preset's steps)."""
+    if run is None:
+        from pipeline.local_runner import run_pipeline
+
+        def run(c):
+            return run_pipeline(c, quiet=True)
+
+    source = config.data
+    all_days = sorted(partition_days(source))
+    if days > len(all_days):
+        raise ValueError(f"schedule: --days {days} but {source} holds only {len(all_days)} day partitions")
+    landing = os.path.join(config.root, LANDING)
+    daily = config.replace(data=landing)
+    tasks = config.model.tasks()
+    report_path = os.path.join(config.root, "schedule.json")
+    report: List[Dict] = []
+    out(f"{'day':<12}{'window':<25}{'new':>4}{'blessed':>9}{'pushed':>8}  "
+        f"{'AP promotions':>14}{'AP ads':>9}  {'serving':<12}{'seconds':>8}")
+    for today in all_days[len(all_days) - days:]:
+        t0 = time.time()
+        arrived = deliver(source, landing, today)
+        window = _window(config, landing)
+        today_config = daily
+        if report and config.tuning.trials:  # tune on the first day only; later days reuse its best values
+            today_config = daily.replace(tuning=dataclasses.replace(config.tuning, trials=0),
+                                         reuse_hyperparameters=True)
+        warm = warm_start and serving_version(daily.serving) is not None
+        if warm:
+            today_config = today_config.replace(model=daily.model.replace(
+                warm_start_dir=daily.serving, train_steps=warm_start_steps or daily.model.train_steps))
+        summary = run(today_config)
+        stopped_at_gate = bool(summary.get("failed")) and "ValidationGate" in (summary.get("not_pushed_reason") or "")
+        if stopped_at_gate:
+            quarantine(landing, [d for d in arrived if d == today] or arrived[-1:])
+        ap = {}
+        for source_name, heads in (summary.get("ap") or {}).items():
+            head = stream_head(tasks, source_name)
+            if heads and heads.get(head) is not None:
+                ap[source_name] = round(heads[head], 4)
+        row = {"day": today, "span": f"{window[0]}..{window[-1]}" if window else None, "window_days": len(window),
+               "arrived": arrived, "blessed": bool(summary.get("blessed")),
+               "pushed": summary.get("pushed_model"), "ap": ap, "splits": summary.get("splits") or {}, "serving_version": serving_version(daily.serving),
+               "failed": bool(summary.get("failed")), "stopped_at_gate": stopped_at_gate,
+               "quarantined": [today] if stopped_at_gate else [],
+               "reason": summary.get("not_pushed_reason"),
+               "cached": [c["component"] for c in summary.get("components", []) if c.get("state") == "cached"],
+               "warm_start": warm, "train_steps": today_config.model.train_steps,
+               "tuned": any(c["component"] == "Tuner" for c in summary.get("components", [])),
+               "reused_hyperparameters": today_config.reuse_hyperparameters,
+               "trainer_seconds": sum(c["seconds"] for c in summary.get("components", []) if c["component"] == "Trainer"),
+               "seconds": round(time.time() - t0, 1)}
+        report.append(row)
+        with open(report_path, "w") as f:
+            json.dump(report, f, indent=1)
+        out(f"{today:<12}{row['span'] or '-':<25}{len(arrived):>4}{str(row['blessed']):>9}"
+            f"{'yes' if row['pushed'] else 'no':>8}  {ap.get('promotions', float('nan')):>14.4f}"
+            f"{ap.get('ads', float('nan')):>9.4f}  {row['serving_version'] or '-':<12}{row['seconds']:>8.0f}"
+            + (f"  warm start, {row['train_steps']} steps" if warm else ""))
+        if row["reason"] and not row["pushed"]:
+            out(f"{'':<12}not pushed: {row['reason'].splitlines()[0][:160]}")
+    return report
