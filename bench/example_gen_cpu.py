@@ -14,12 +14,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor  # noqa: E402
-from tfx.proto import example_gen_pb2  # noqa: E402
 from tfx.types import standard_artifacts  # noqa: E402
-from tfx.utils import proto_utils  # noqa: E402
 
-from components.temporal_example_gen.executor import TEMPORAL_SPLIT_KEY, Executor  # noqa: E402
-from core.split import SPLITS, TemporalSplit  # noqa: E402
+from components.temporal_example_gen.component import executor_properties  # noqa: E402
+from components.temporal_example_gen.executor import Executor  # noqa: E402
+from core.split import TemporalSplit  # noqa: E402
 
 
 def cpu():
@@ -30,14 +29,7 @@ def cpu():
 def run(data, uri, do):
     examples = standard_artifacts.Examples()
     examples.uri = uri
-    props = {"input_base": data,
-             "input_config": proto_utils.proto_to_json(example_gen_pb2.Input(
-                 splits=[example_gen_pb2.Input.Split(name="logs", pattern="date=*/*.parquet")])),
-             "output_config": proto_utils.proto_to_json(example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(
-                 splits=[example_gen_pb2.SplitConfig.Split(name=s, hash_buckets=1) for s in SPLITS]))),
-             "output_data_format": example_gen_pb2.FORMAT_TF_EXAMPLE,
-             "output_file_format": example_gen_pb2.FORMAT_TFRECORDS_GZIP,
-             TEMPORAL_SPLIT_KEY: TemporalSplit().to_json()}
+    props = executor_properties(data, TemporalSplit())
     t0, c0 = time.perf_counter(), cpu()
     do(Executor(), {}, {"examples": [examples]}, props)
     return time.perf_counter() - t0, cpu() - c0

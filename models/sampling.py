@@ -1,7 +1,8 @@
 """Training and evaluation input pipelines over Transform's output, with source-balanced batches.
 
-Balanced mode keeps one stream per source and samples between them with fixed shares
-(`tf.data.Dataset.sample_from_datasets`), so each batch is about half ads, half promotions.
+Balanced mode keeps one stream per source and samples between them with each source's share
+(`ModelConfig.shares`: from 50/50 to the natural mix by `source_alpha`, a tuned value) through
+`tf.data.Dataset.sample_from_datasets`.
 The minority streams named in `cache_sources` are filtered out of the files once and then
 served from memory: the files are read once per pass over the majority source, not once per
 pass over the (many more often repeated) minority source.

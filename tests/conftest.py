@@ -85,3 +85,18 @@ def transformed(pipeline_run):
     examples = latest_artifact(root, "Transform", "transformed_examples")
     files = {s: os.path.join(examples, f"Split-{s}", "*.gz") for s in ("train", "eval", "test")}
     return tft.TFTransformOutput(graph), files, graph
+
+
+def corrupt_day_file(path):
+    """An unknown source, a label out of range and a dropped column: three schema anomalies."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from core.logs import arrow_schema
+
+    df = pq.read_table(path).to_pandas()
+    df.loc[df.index[0], "source"] = "radio"
+    df.loc[df.index[1], "stream"] = 2
+    schema = arrow_schema(with_truth=True)
+    schema = schema.remove(schema.get_field_index("podcast_id"))
+    pq.write_table(pa.Table.from_pandas(df.drop(columns=["podcast_id"]), schema=schema, preserve_index=False), path)

@@ -5,14 +5,12 @@ import os
 import shutil
 
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from core.logs import arrow_schema
 from core.fields import LABELS, SOURCES
 from pipeline.pipeline import create_pipeline
-from tests.conftest import latest_artifact, run_python, score_in_fresh_process
+from tests.conftest import corrupt_day_file, latest_artifact, run_python, score_in_fresh_process
 
 pytestmark = pytest.mark.slow
 COMPONENTS = {"TemporalExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "ValidationGate",
@@ -118,12 +116,7 @@ def test_without_tuning_the_trainer_takes_the_config_as_is(pipeline_run):
 def _corrupt(src, dst):
     shutil.copytree(src, dst)
     day = sorted(glob.glob(os.path.join(dst, "date=*", "*.parquet")))[4]
-    df = pq.read_table(day).to_pandas()
-    df.loc[df.index[0], "source"] = "radio"
-    df.loc[df.index[1], "stream"] = 2
-    schema = arrow_schema(with_truth=True)
-    schema = schema.remove(schema.get_field_index("podcast_id"))
-    pq.write_table(pa.Table.from_pandas(df.drop(columns=["podcast_id"]), schema=schema, preserve_index=False), day)
+    corrupt_day_file(day)
     return os.path.basename(os.path.dirname(day))
 
 

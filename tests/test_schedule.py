@@ -4,23 +4,11 @@ import json
 import os
 import shutil
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from core.logs import arrow_schema
 from core.split import TemporalSplit
-from tests.conftest import run_python
-
-
-def _corrupt_file(path):
-    """An unknown source, a label out of range and a dropped column: three schema anomalies."""
-    df = pq.read_table(path).to_pandas()
-    df.loc[df.index[0], "source"] = "radio"
-    df.loc[df.index[1], "stream"] = 2
-    schema = arrow_schema(with_truth=True)
-    schema = schema.remove(schema.get_field_index("podcast_id"))
-    pq.write_table(pa.Table.from_pandas(df.drop(columns=["podcast_id"]), schema=schema, preserve_index=False), path)
+from tests.conftest import corrupt_day_file, run_python
 
 
 @pytest.mark.slow
@@ -29,7 +17,7 @@ def test_schedule_three_days_with_a_corrupted_day_recovers_next_day(small_logs, 
     shutil.copytree(small_logs, data)
     days = sorted(os.path.basename(d)[len("date="):] for d in glob.glob(os.path.join(data, "date=*")))
     bad = days[-2]  # arrives on the second scheduled day
-    _corrupt_file(glob.glob(os.path.join(data, f"date={bad}", "*.parquet"))[0])
+    corrupt_day_file(glob.glob(os.path.join(data, f"date={bad}", "*.parquet"))[0])
     root = str(tmp_path / "sched")
     r = run_python(["-m", "pipeline.cli", "schedule", "--data", data, "--root", root, "--days", "3",
                     "--window-days", "9", "--test-days", "2", "--eval-days", "2", "--train-steps", "40",

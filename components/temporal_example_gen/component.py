@@ -21,6 +21,26 @@ class TemporalExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
                       **{executor.TEMPORAL_SPLIT_KEY: ExecutionParameter(type=str)})
 
 
+def parameters(input_base: str, split: TemporalSplit) -> dict:
+    """The component's execution parameters (protos); `executor_properties` gives them as the
+    executor receives them, for running the executor on its own (tests, benches)."""
+    return dict(
+        input_base=input_base,
+        input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="logs", pattern=FILE_PATTERN)]),
+        output_config=example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
+            example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=1) for name in SPLITS])),
+        output_data_format=example_gen_pb2.FORMAT_TF_EXAMPLE,
+        output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP,
+        **{executor.TEMPORAL_SPLIT_KEY: split.to_json()})
+
+
+def executor_properties(input_base: str, split: TemporalSplit) -> dict:
+    from tfx.utils import proto_utils
+
+    return {k: proto_utils.proto_to_json(v) if hasattr(v, "DESCRIPTOR") else v
+            for k, v in parameters(input_base, split).items()}
+
+
 class TemporalExampleGen(FileBasedExampleGen):
     """Day-partitioned Parquet logs in; `train` / `eval` / `test` Examples out, split by event time.
 
@@ -36,15 +56,6 @@ class TemporalExampleGen(FileBasedExampleGen):
     DRIVER_CLASS = driver.FileBasedDriver
 
     def __init__(self, input_base: str, split: Optional[TemporalSplit] = None):
-        split = split or TemporalSplit()
-        spec = TemporalExampleGenSpec(
-            input_base=input_base,
-            input_config=example_gen_pb2.Input(splits=[
-                example_gen_pb2.Input.Split(name="logs", pattern=FILE_PATTERN)]),
-            output_config=example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
-                example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=1) for name in SPLITS])),
-            output_data_format=example_gen_pb2.FORMAT_TF_EXAMPLE,
-            output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP,
-            examples=types.Channel(type=standard_artifacts.Examples),
-            **{executor.TEMPORAL_SPLIT_KEY: split.to_json()})
+        spec = TemporalExampleGenSpec(examples=types.Channel(type=standard_artifacts.Examples),
+                                      **parameters(input_base, split or TemporalSplit()))
         base_beam_component.BaseBeamComponent.__init__(self, spec=spec)  # not FileBasedExampleGen's arguments

@@ -6,7 +6,8 @@ import pytest
 import tensorflow as tf
 from tfx.types import artifact_utils, standard_artifacts
 
-from components.temporal_example_gen.executor import TEMPORAL_SPLIT_KEY, Executor
+from components.temporal_example_gen.component import executor_properties
+from components.temporal_example_gen.executor import Executor
 from core.split import SPLITS, TemporalSplit
 from datagen.generate import generate_logs
 from core.logs import read_logs
@@ -32,21 +33,9 @@ def logs(tmp_path_factory):
 
 
 def _run(logs, tmp_path, split):
-    from tfx.proto import example_gen_pb2
-    from tfx.utils import proto_utils
-
     examples = standard_artifacts.Examples()
     examples.uri = str(tmp_path / "examples")
-    output_config = example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(
-        splits=[example_gen_pb2.SplitConfig.Split(name=s, hash_buckets=1) for s in SPLITS]))
-    props = {"input_base": logs,
-             "input_config": proto_utils.proto_to_json(example_gen_pb2.Input(
-                 splits=[example_gen_pb2.Input.Split(name="logs", pattern="date=*/*.parquet")])),
-             "output_config": proto_utils.proto_to_json(output_config),
-             "output_data_format": example_gen_pb2.FORMAT_TF_EXAMPLE,
-             "output_file_format": example_gen_pb2.FORMAT_TFRECORDS_GZIP,
-             TEMPORAL_SPLIT_KEY: split.to_json()}
-    Executor().Do({}, {"examples": [examples]}, props)
+    Executor().Do({}, {"examples": [examples]}, executor_properties(logs, split))
     return examples
 
 
