@@ -1,7 +1,8 @@
 """Hyperparameter tuning on validation AP, for the TFX Tuner component (`tuner_fn`) and the study.
 
 The search space (each default is the pipeline's ModelConfig, and the first trial is exactly
-that config, so tuning can only keep or improve the eval objective):
+that config, so tuning can only keep or improve the eval objective; the second is that config
+with the natural source mix):
 - `source_alpha`: each source's share of a batch is proportional to n_source ** alpha, from 0
   (the seed's 50/50) to 1 (the natural mix); only for models trained on both sources;
 - `learning_rate`, `embedding_dim`, `list_embedding_dim`, `encoder_units`, `dropout`.
@@ -45,12 +46,22 @@ def search_space(cfg: ModelConfig) -> keras_tuner.HyperParameters:
 
 
 class _DefaultsFirst(keras_tuner.oracles.RandomSearchOracle):
-    """Random search whose first trial is the space's defaults (the untuned config)."""
+    """Random search whose first trials are the space's defaults (the untuned config) and, when the
+    source mix is searched and not already natural, the same with the natural mix (source_alpha 1):
+    the two ends of the seed's range, so even a short search tries the mix that holds the
+    majority source (measured on rare-ads KuaiRand: 50/50 batches lost 4-5% promotions eval AP)."""
+
+    def _starting_points(self):
+        defaults = self.hyperparameters.copy().values
+        points = [defaults]
+        if defaults.get("source_alpha", 1.0) != 1.0:
+            points.append(dict(defaults, source_alpha=1.0))
+        return points
 
     def populate_space(self, trial_id):
-        if not self.trials:
-            return {"status": keras_tuner.engine.trial.TrialStatus.RUNNING,
-                    "values": self.hyperparameters.copy().values}
+        points = self._starting_points()
+        if len(self.trials) < len(points):
+            return {"status": keras_tuner.engine.trial.TrialStatus.RUNNING, "values": points[len(self.trials)]}
         return super().populate_space(trial_id)
 
 
