@@ -22,15 +22,16 @@ class UsageError(Exception):
 
 
 
-def _int_in(name: str, low: int, high: Optional[int] = None):
-    """An argparse type: an integer in [low, high) (high None: no upper bound), errors naming the flag."""
+def _int_in(name: str, low: int, high: Optional[int] = None, high_text: Optional[str] = None):
+    """An argparse type: an integer in [low, high) (high None: no upper bound), errors naming the flag
+    (and the bound as `high_text` when given, e.g. "2**32")."""
     def parse(text):
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}")
         if value < low or (high is not None and value >= high):
-            bound = f"in [{low}, {high})" if high is not None else f">= {low}"
+            bound = f"in [{low}, {high_text or high})" if high is not None else f">= {low}"
             raise argparse.ArgumentTypeError(f"{name} must be {bound}, got {value}")
         return value
     return parse
@@ -40,7 +41,7 @@ def _positive(name: str):
     return _int_in(name, 1)
 
 
-_seed = _int_in("--seed", 0, 2 ** 32)
+_seed = _int_in("--seed", 0, 2 ** 32, "2**32")
 
 
 def _fraction(name: str):
