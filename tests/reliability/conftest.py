@@ -82,10 +82,12 @@ def cli(*args, **kw):
                           env=dict(os.environ, PYTHONPATH=REPO), **kw)
 
 
-def cli_background(args, log_path):
-    """`podcast-mtl ARGS` started in the background in its own process group, output to `log_path`."""
+def cli_background(args, log_path, module: bool = True):
+    """`podcast-mtl ARGS` (or, with module=False, `python ARGS`) started in the background in its own
+    process group, output to `log_path`."""
     log = open(log_path, "w")
-    return subprocess.Popen([sys.executable, "-m", "pipeline.cli", *args], stdout=log, stderr=subprocess.STDOUT,
+    command = [sys.executable, "-m", "pipeline.cli", *args] if module else [sys.executable, *args]
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                             env=dict(os.environ, PYTHONPATH=REPO), start_new_session=True)
 
 

@@ -31,34 +31,38 @@ def _root_busy(root):
 
 @pytest.fixture(scope="module")
 def faulty_run(faulty_logs, tmp_path_factory):
-    """Run 1 on the faulty logs; while it holds the root, run 2 on the same root must refuse."""
+    """While another process holds the root (the lock a run takes), a run on it must refuse; once
+    that process is killed, the next run on the faulty logs goes ahead (a dead holder blocks nothing).
+    The holder is a separate process rather than a second real run so that the overlap does not
+    depend on how long the first run takes."""
     data, expected = faulty_logs
     root = str(tmp_path_factory.mktemp("relrun") / "root")
     os.makedirs(root)
-    first = cli_background(["run", "--data", data, "--root", root, *SPLIT_ARGS], os.path.join(root, "..", "first.out"))
+    holder = cli_background(["-c", f"import time; from pipeline.local_runner import lock_root; "
+                                   f"f = lock_root({root!r}); time.sleep(600)"],
+                            os.path.join(root, "..", "holder.out"), module=False)
     try:
-        wait_for(lambda: _root_busy(root) or first.poll() is not None, 120, "run 1 to take the root's lock")
-        assert first.poll() is None, open(os.path.join(root, "..", "first.out")).read()[-3000:]
+        wait_for(lambda: _root_busy(root) or holder.poll() is not None, 120, "the holder to take the root's lock")
+        assert holder.poll() is None, open(os.path.join(root, "..", "holder.out")).read()[-3000:]
         t0 = time.time()
         second = cli("run", "--data", data, "--root", root, *SPLIT_ARGS)
         second_seconds = time.time() - t0
-        busy_while_second = first.poll() is None
-        first.wait(timeout=600)
+        busy_while_second = holder.poll() is None
     finally:
-        if first.poll() is None:
-            kill_group(first)
-    out = open(os.path.join(root, "..", "first.out")).read()
-    return {"root": root, "rc": first.returncode, "out": out, "second": second, "second_seconds": second_seconds,
-            "busy_while_second": busy_while_second, "expected": expected, "summary": _summary(root)}
+        kill_group(holder)
+    first = cli("run", "--data", data, "--root", root, *SPLIT_ARGS)
+    return {"root": root, "rc": first.returncode, "out": first.stdout, "second": second,
+            "second_seconds": second_seconds, "holder_pid": holder.pid, "busy_while_second": busy_while_second,
+            "expected": expected, "summary": _summary(root)}
 
 
 def test_second_run_on_the_same_root_refuses_at_once(faulty_run):
     second = faulty_run["second"]
-    assert faulty_run["busy_while_second"], "run 1 ended before run 2 was tried: the test proves nothing"
+    assert faulty_run["busy_while_second"], "the holder ended before the run was tried: the test proves nothing"
     assert second.returncode == 2, second.stdout[-2000:] + second.stderr[-2000:]
-    assert "another run is using this root" in second.stderr and "pid" in second.stderr
+    assert "another run is using this root" in second.stderr and f"pid {faulty_run['holder_pid']}" in second.stderr
     assert "Traceback" not in second.stderr
-    # run 2 wrote nothing: one log file (run 1's), and the summary is run 1's
+    # the refused run wrote nothing: one log file (the run after the holder died), and its summary
     assert len(glob.glob(os.path.join(faulty_run["root"], "logs", "*.log"))) == 1
 
 
