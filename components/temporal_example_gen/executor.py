@@ -314,6 +314,10 @@ class Executor(BaseExampleGenExecutor):
                 examples_utils.set_file_format(a, write_split.to_file_format_str(file_format))
         if tf.io.gfile.exists(tmp):
             tf.io.gfile.rmtree(tmp)
+        for d in dirs.values():  # an empty split still gets a (empty) file: readers find it, the gate reports it
+            if not tf.io.gfile.glob(os.path.join(d, "*.gz")):
+                with tf.io.TFRecordWriter(os.path.join(d, "data_tfrecord-empty.gz"), options="GZIP"):
+                    pass
         with tf.io.gfile.GFile(report_path) as f:
             report = json.load(f)
         for key in ("rows_read", "rows_kept", "rows_rejected", "duplicate_rows"):
