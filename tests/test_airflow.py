@@ -61,10 +61,10 @@ def test_airflow_dagbag_loads_the_dag_without_errors(airflow_python, small_logs,
     assert out["errors"] == {}
     assert out["schedule"] == "@daily"
     assert set(out["tasks"]) == {"TemporalExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
-                                 "ValidationGate", "Transform", "Trainer", "latest_blessed_model_resolver",
+                                 "ValidationGate", "Transform", "Tuner", "Trainer", "baseline_trainer",
                                  "Evaluator", "Pusher"}
     assert out["upstream"]["Transform"] == ["TemporalExampleGen", "ValidationGate"]
-    assert "latest_blessed_model_resolver" in out["upstream"]["Evaluator"]
+    assert "Tuner" in out["upstream"]["Trainer"] and "baseline_trainer" in out["upstream"]["Evaluator"]
 
 
 def test_airflow_config_and_metadata_come_from_the_environment(tmp_path):

@@ -72,7 +72,7 @@ def test_vertex_spec_loads_with_kfp_parser_and_runs_every_step_in_the_project_im
 
     steps = vertex_spec["steps"]
     expected = {"TemporalExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "ValidationGate",
-                "Transform", "Trainer", "Evaluator", "Pusher"}
+                "Transform", "Tuner", "Trainer", "baseline_trainer", "Evaluator", "Pusher"}
     assert expected <= set(vertex_spec["tasks"])
     assert {label.replace("_executor", "") for label in steps} == expected
     assert {s["image"] for s in steps.values()} == {IMAGE}
