@@ -198,3 +198,71 @@ def score_logs(model: str, data: str, out: str, signature: str = "serving_raw", 
     seconds = time.time() - t0
     log(f"wrote {rows:,} rows x {len(heads)} heads to {out} in {seconds:.1f} s ({rows / max(seconds, 1e-9):,.0f} rows/s)")
     return {"model": model_dir, "rows": rows, "seconds": round(seconds, 2), "heads": heads}
+
+
+def raw_inputs_from_rows(rows: Dict[str, list], input_specs: Dict) -> Dict[str, np.ndarray]:
+    """`serving_raw` inputs from column lists (e.g. `World.feature_rows`): scalars, lists padded with
+    "", and "" / 0 where a value is None or a field is absent, as `_raw_batch` builds them from Parquet."""
+    import tensorflow as tf
+
+    n = len(next(iter(rows.values())))
+    out = {}
+    for name, spec in input_specs.items():
+        is_str = spec.dtype == tf.string
+        pad = b"" if is_str else 0
+        col = rows.get(name)
+        if spec.shape.rank == 2:
+            col = col if col is not None else [None] * n
+            width = max([len(r) for r in col if r] + [1])
+            arr = np.full((n, width), pad, dtype=object if is_str else np.int64)
+            for i, r in enumerate(col):
+                if r:
+                    arr[i, :len(r)] = [v.encode() for v in r] if is_str else r
+            out[name] = arr
+        elif col is None:
+            out[name] = np.full(n, pad, dtype=object if is_str else np.int64)
+        elif is_str:
+            out[name] = np.array([b"" if v is None else v.encode() for v in col], dtype=object)
+        else:
+            out[name] = np.array([0 if v is None else v for v in col], dtype=np.int64)
+    return out
+
+
+class SavedModelScorer:
+    """One head of a SavedModel as a function of column lists: `scorer(rows) -> probabilities`.
+
+    `signature` is serving_raw (named dense tensors) or serving_default (the same rows as
+    serialized tf.Examples, built by `_examples`); both apply the model's Transform graph.
+    """
+
+    def __init__(self, model: str, head: str, signature: str = "serving_raw"):
+        if signature not in SIGNATURES:
+            raise ScoreInputError(f"--signature {signature}: expected one of {', '.join(SIGNATURES)}")
+        import tensorflow as tf
+
+        self.model_dir = resolve_model_dir(model)
+        self.signature, self.head = signature, head
+        self._loaded = tf.saved_model.load(self.model_dir)
+        missing = [s for s in SIGNATURES if s not in self._loaded.signatures]
+        if missing:
+            raise ScoreInputError(f"{self.model_dir}: no {', '.join(missing)} signature")
+        self.input_specs = self._loaded.signatures["serving_raw"].structured_input_signature[1]
+        self._fn = self._loaded.signatures[signature]
+        outputs = self._fn.structured_outputs
+        if head not in outputs:
+            raise ScoreInputError(f"{self.model_dir}: no output {head!r} (outputs: {', '.join(sorted(outputs))})")
+        self.rows_scored, self.seconds = 0, 0.0
+
+    def __call__(self, rows: Dict[str, list]) -> np.ndarray:
+        import tensorflow as tf
+
+        t0 = time.time()
+        raw = raw_inputs_from_rows(rows, self.input_specs)
+        if self.signature == "serving_raw":
+            outputs = self._fn(**{k: tf.constant(v, dtype=self.input_specs[k].dtype) for k, v in raw.items()})
+        else:
+            outputs = self._fn(examples=tf.constant(_examples(raw, self.input_specs)))
+        scores = outputs[self.head].numpy().reshape(-1).astype(np.float64)
+        self.rows_scored += scores.size
+        self.seconds += time.time() - t0
+        return scores

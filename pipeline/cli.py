@@ -195,6 +195,103 @@ def cmd_score(args) -> int:
     return 0
 
 
+BASELINE_NODE = "baseline_trainer"  # the in-run promotions_baseline Trainer (pipeline/pipeline.py)
+
+
+def _ab_models(args):
+    """(control SavedModel, treatment SavedModel, GeneratorConfig of the world) from the arguments."""
+    import dataclasses
+    import glob
+
+    from core.logs import read_manifest
+    from datagen.world import GeneratorConfig
+    from pipeline.local_runner import latest_pushed
+
+    root = args.root
+    if root is None and not (args.control and args.treatment):
+        raise UsageError("give --root ROOT (a `podcast-mtl run` root), or both --control and --treatment")
+    if root is not None and not os.path.isdir(root):
+        raise UsageError(f"--root {root}: no such folder")
+    control, treatment = args.control, args.treatment
+    if control is None:
+        found = sorted(glob.glob(os.path.join(root, "pipeline", BASELINE_NODE, "model", "*", "Format-Serving")),
+                       key=lambda p: int(p.split(os.sep)[-2]) if p.split(os.sep)[-2].isdigit() else -1)
+        found = [p for p in found if os.path.exists(os.path.join(p, "saved_model.pb"))]
+        if not found:
+            imported = os.path.isdir(os.path.join(root, "pipeline", "baseline_importer"))
+            raise UsageError(f"--root {root}: no in-run promotions_baseline model "
+                             f"(pipeline/{BASELINE_NODE}/model/*/Format-Serving)"
+                             + ("; the run imported an incumbent baseline instead: pass it as --control" if imported
+                                else "; pass --control MODEL_DIR"))
+        control = found[-1]
+    if treatment is None:
+        treatment = latest_pushed(os.path.join(root, "serving"))
+        if treatment is None:
+            raise UsageError(f"--root {root}: no pushed model in {os.path.join(root, 'serving')} (the candidate was "
+                             f"not blessed?); pass --treatment MODEL_DIR")
+    for flag, path in (("--control", control), ("--treatment", treatment)):
+        if not os.path.isdir(path):
+            raise UsageError(f"{flag} {path}: no such folder")
+    world = GeneratorConfig()
+    data = args.data or (os.path.join(root, "data") if root else None)
+    manifest = read_manifest(data) if data else None
+    if args.data and manifest is None:
+        raise UsageError(f"--data {args.data}: no logs written by podcast-mtl (no manifest.json)")
+    if manifest is not None:
+        if manifest.get("generator") != "synthetic":
+            raise UsageError(f"--data {data}: the logs are {manifest.get('generator')!r}, not the synthetic world; the "
+                             f"A/B simulation needs the world's counterfactual truth (synthetic logs only)")
+        world = GeneratorConfig(**manifest["config"])
+    if args.world_seed is not None:
+        world = dataclasses.replace(world, seed=args.world_seed)
+    return control, treatment, world
+
+
+def cmd_simulate_ab(args) -> int:
+    """Budget-split A/B test of two pushed models on the synthetic world (study/ab_test.py)."""
+    from core.tasks import TASKS, stream_head
+    from datagen.world import World
+    from models.batch_score import SavedModelScorer, ScoreInputError
+    from models.export import read_model_config
+    from study.ab_test import ABConfig, markdown, run_ab
+
+    control, treatment, world_cfg = _ab_models(args)
+    cfg = ABConfig(days=args.days, repeats=args.repeats, candidates=args.candidates)
+    try:
+        cfg.validate(world_cfg.days)
+    except ValueError as e:
+        raise UsageError(str(e))
+    _writable_root(args.out)
+    t0 = time.time()
+    head = stream_head(TASKS, "ads")
+    scorers, models = {}, {}
+    for arm, path in (("control", control), ("treatment", treatment)):
+        try:
+            scorer = SavedModelScorer(path, head, signature=args.signature)
+        except ScoreInputError as e:
+            raise UsageError(f"--{arm}: {e}")
+        model_cfg = read_model_config(scorer.model_dir)
+        what = (f"heads {'+'.join(model_cfg.heads)}, trained on {'+'.join(model_cfg.train_sources)}"
+                if model_cfg is not None else "no model_config.json")
+        models[arm] = f"{scorer.model_dir} ({what})"
+        scorers[arm] = (lambda s: lambda c: s(c.feature_rows()))(scorer)
+        scorers[arm + "_model"] = scorer
+        print(f"{arm}: {models[arm]}, head {head} via {args.signature}", flush=True)
+    print(f"world: seed {world_cfg.seed}, {world_cfg.days} days, {world_cfg.users:,} users, {world_cfg.podcasts:,} "
+          f"podcasts; simulating the last {cfg.days} days x {cfg.repeats} repeats ...", flush=True)
+    world = World(world_cfg)
+    report = run_ab(world, {arm: scorers[arm] for arm in ("control", "treatment")}, cfg, out=args.out,
+                    models=models, progress=lambda line: print(line, flush=True))
+    rows = sum(scorers[a + "_model"].rows_scored for a in ("control", "treatment"))
+    secs = sum(scorers[a + "_model"].seconds for a in ("control", "treatment"))
+    print(markdown(report))
+    per_day = report["seconds_per_day"]
+    print(f"scored {rows:,} candidates in {secs:.1f} s ({rows / max(secs, 1e-9):,.0f} rows/s); "
+          f"{sum(per_day) / len(per_day):.1f} s per simulated day (both arms)")
+    print(f"wrote ab.json, ab.md, ab.png to {args.out} in {time.time() - t0:.0f} s")
+    return 0
+
+
 def cmd_compile(args) -> int:
     """The PipelineJob spec for Vertex AI / Kubeflow Pipelines v2 (needs the kfp extra)."""
     if not args.data:
@@ -386,6 +483,29 @@ def build_parser() -> argparse.ArgumentParser:
     k.set_defaults(func=cmd_convert_kuairand)
 
     from models.batch_score import DEFAULT_BATCH, SIGNATURES
+
+    ab = sub.add_parser("simulate-ab", help="budget-split A/B test of two pushed models on the synthetic world "
+                                            "(i2s, eCPS, streams; overall, emerging creators, by popularity)")
+    ab.add_argument("--root", help="a `podcast-mtl run` root: control = its in-run promotions_baseline, treatment = "
+                                   "its newest pushed model, world = its synthetic logs' generator config")
+    ab.add_argument("--control", help="control SavedModel (or serving folder; newest version) (default: from --root)")
+    ab.add_argument("--treatment", help="treatment SavedModel (or serving folder) (default: from --root)")
+    ab.add_argument("--out", default="runs/ab", type=_out_folder, help="writes ab.json, ab.md, ab.png (default %(default)s)")
+    ab.add_argument("--data", help="the synthetic logs the models were trained on: their manifest gives the world's "
+                                   "config (default: ROOT/data, else the default world)")
+    ab.add_argument("--world-seed", type=_int_in("--world-seed", 0, 2 ** 32, "2**32"),
+                    help="world seed (default: the logs' generator seed, else 7); the models must have been "
+                         "trained on that world's logs")
+    ab.add_argument("--days", type=_positive("--days"), default=2,
+                    help="simulated days: the last D days of the world's window (default %(default)s)")
+    ab.add_argument("--repeats", type=_positive("--repeats"), default=3,
+                    help="repeats with different user splits, requests and outcomes (default %(default)s)")
+    ab.add_argument("--candidates", type=_positive("--candidates"), default=16,
+                    help="campaigns retrieved per ad request; all their creatives are scored (default %(default)s)")
+    ab.add_argument("--signature", default=SIGNATURES[0], choices=SIGNATURES,
+                    help="serving_raw (named tensors, faster) or serving_default (serialized tf.Examples); the "
+                         "same outputs (default %(default)s)")
+    ab.set_defaults(func=cmd_simulate_ab)
 
     sc = sub.add_parser("score", help="score day-partitioned logs with a pushed SavedModel into one Parquet file")
     sc.add_argument("--model", required=True,

@@ -1,0 +1,148 @@
+"""The budget-split A/B simulator (study/ab_test.py) on a small world, with scorers that need no
+TensorFlow; one slow test runs `podcast-mtl simulate-ab` on the shared pipeline run's SavedModels."""
+import dataclasses
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from datagen.synthetic import generate
+from datagen.world import World
+from study.ab_test import (ABConfig, Candidates, SEGMENTS, check_budgets, oracle_scorer, random_scorer, run_ab,
+                           simulate, summarize)
+from tests.conftest import SMALL
+
+CFG = ABConfig(days=3, repeats=2, bootstrap=400)
+
+
+@pytest.fixture(scope="module")
+def world():
+    return World(SMALL)
+
+
+@pytest.fixture(scope="module")
+def history(world):
+    return generate(SMALL, world)
+
+
+def noisy_model(seed):
+    """A fixed imperfect model: the truth times deterministic per-row noise (same in both arms)."""
+    def score(c: Candidates):
+        noise = np.random.default_rng([seed, int(c.users.sum() % 1000003), len(c)]).lognormal(0, 1.0, len(c))
+        return c.true_stream() * noise
+    return score
+
+
+def rel(report, segment, metric):
+    return report["summary"]["segments"][segment]["relative"][metric]
+
+
+def test_equal_models_differ_by_nothing_but_noise(world, history):
+    report = run_ab(world, {"control": noisy_model(1), "treatment": noisy_model(1)}, CFG, history=history)
+    for segment in ("overall", "emerging"):
+        for metric in ("impressions", "streams", "spend", "i2s", "ecps"):
+            r = rel(report, segment, metric)
+            lo, hi = r["ci95"]
+            assert lo < 0 < hi, (segment, metric, r)
+            assert r["p_value"] > 0.05, (segment, metric, r)
+
+
+def test_true_probability_beats_random_on_every_metric(world, history):
+    report = run_ab(world, {"control": random_scorer(5), "treatment": oracle_scorer}, CFG, history=history)
+    seg = report["summary"]["segments"]
+    for segment in ("overall", "emerging"):
+        i2s, ecps, streams = (rel(report, segment, m) for m in ("i2s", "ecps", "streams"))
+        assert i2s["estimate"] > 0 and ecps["estimate"] < 0 and streams["estimate"] > 0, (segment, seg[segment])
+        arms = seg[segment]["arms"]
+        assert arms["treatment"]["i2s"] > arms["control"]["i2s"]
+        assert arms["treatment"]["ecps"] < arms["control"]["ecps"]
+    overall = seg["overall"]["relative"]
+    assert overall["i2s"]["ci95"][0] > 0 and overall["streams"]["ci95"][0] > 0 and overall["ecps"]["ci95"][1] < 0
+    assert overall["i2s"]["p_value"] < 0.01
+    # the same budgets were spent: the gain is streams per impression, not more money
+    assert abs(overall["spend"]["estimate"]) < 0.1
+
+
+def test_budgets_are_never_overspent_even_when_they_bind(world, history):
+    tight = World(SMALL)
+    tight.campaign_daily_budget = world.campaign_daily_budget * 0.2  # far fewer impressions than requests
+    sim = simulate(tight, {"control": random_scorer(2), "treatment": oracle_scorer}, CFG, history=history)
+    ledger = check_budgets(sim)
+    assert len(ledger) > 30
+    assert (ledger["spend"] <= ledger["budget"]).all()
+    price = sim["budgets"]["price"].to_numpy()[ledger["campaign"]]
+    exhausted = ledger["budget"] - ledger["spend"] < price
+    assert exhausted.mean() > 0.5  # the budgets really bound
+    reqs, imps = sim["requests"], sim["impressions"]
+    assert len(imps) < 0.6 * len(reqs)  # unfilled requests once the money is gone
+    # the default budgets: every campaign within its arm's share too
+    ledger = check_budgets(simulate(world, {"control": random_scorer(2), "treatment": oracle_scorer}, CFG,
+                                    history=history))
+    assert (ledger["spend"] <= ledger["budget"]).all()
+
+
+def test_results_are_deterministic_for_a_seed(world, history):
+    scorers = {"control": noisy_model(3), "treatment": oracle_scorer}
+    a = simulate(world, {"control": noisy_model(3), "treatment": oracle_scorer}, CFG, history=history)
+    b = simulate(world, scorers, CFG, history=history)
+    pd.testing.assert_frame_equal(a["impressions"], b["impressions"])
+    pd.testing.assert_frame_equal(a["requests"], b["requests"])
+    assert json.dumps(summarize(a, CFG), sort_keys=True) == json.dumps(summarize(b, CFG), sort_keys=True)
+    c = simulate(world, scorers, dataclasses.replace(CFG, seed=1), history=history)
+    assert not c["impressions"].equals(a["impressions"])
+
+
+def test_report_files(world, history, tmp_path):
+    report = run_ab(world, {"control": random_scorer(5), "treatment": oracle_scorer},
+                    dataclasses.replace(CFG, days=1, repeats=1, bootstrap=100), out=str(tmp_path), history=history)
+    assert {"ab.json", "ab.md", "ab.png"} <= set(os.listdir(tmp_path))
+    saved = json.load(open(tmp_path / "ab.json"))
+    assert set(saved["summary"]["segments"]) == set(SEGMENTS)
+    assert saved["days"] == [SMALL.days - 1]
+    assert "| overall |" in open(tmp_path / "ab.md").read()
+    assert report["summary"]["segments"]["overall"]["arms"]["control"]["requests"] > 0
+
+
+def test_cli_argument_errors(capsys):
+    from pipeline.cli import build_parser
+
+    parser = build_parser()
+    for argv in (["simulate-ab", "--days", "0"], ["simulate-ab", "--repeats", "x"], ["simulate-ab", "--world-seed", "-1"]):
+        with pytest.raises(SystemExit) as e:
+            parser.parse_args(argv)
+        assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert all(line.startswith("podcast-mtl simulate-ab: error: ") for line in err), err
+
+
+@pytest.mark.slow
+def test_simulate_ab_cli_scores_the_run_models(pipeline_run, small_logs, tmp_path):
+    """The pipeline run's promotions_baseline vs its pushed model through serving_raw on one day; the two
+    signatures give the same ad-stream probabilities on simulated candidates."""
+    from core.tasks import TASKS, stream_head
+    from models.batch_score import SavedModelScorer
+    from pipeline.cli import main
+    from pipeline.local_runner import latest_pushed
+
+    root = pipeline_run["root"]
+    out = str(tmp_path / "ab")
+    assert main(["simulate-ab", "--root", root, "--data", small_logs, "--out", out, "--days", "1",
+                 "--repeats", "1"]) == 0
+    report = json.load(open(os.path.join(out, "ab.json")))
+    assert "promo_stream" in report["models"]["control"] and report["models"]["treatment"].startswith(
+        latest_pushed(os.path.join(root, "serving")))
+    assert report["summary"]["segments"]["overall"]["arms"]["treatment"]["impressions"] > 0
+
+    world = World(SMALL)
+    model = latest_pushed(os.path.join(root, "serving"))
+    head = stream_head(TASKS, "ads")
+    cr = np.arange(0, world.n_creatives, max(1, world.n_creatives // 40))
+    pods = world.campaign_podcast[world.creative_campaign[cr]]
+    rows = Candidates(world, np.arange(cr.size) % SMALL.users, pods, cr,
+                      np.full(cr.size, (world.start_day + SMALL.days - 1) * 86400 + 20 * 3600),
+                      np.arange(cr.size) * 37, np.arange(cr.size) % 5).feature_rows()
+    raw = SavedModelScorer(model, head, "serving_raw")(rows)
+    default = SavedModelScorer(model, head, "serving_default")(rows)
+    np.testing.assert_allclose(raw, default, rtol=1e-5, atol=1e-7)
