@@ -56,6 +56,16 @@ def _fraction(name: str):
     return parse
 
 
+def _scale(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 < value <= 100:
+        raise argparse.ArgumentTypeError(f"--traffic-scale must be a number in (0, 100], got {text!r}")
+    return value
+
+
 def _floor(text):
     from core.fields import SOURCES
 
@@ -256,7 +266,7 @@ def cmd_simulate_ab(args) -> int:
     from study.ab_test import ABConfig, markdown, run_ab
 
     control, treatment, world_cfg = _ab_models(args)
-    cfg = ABConfig(days=args.days, repeats=args.repeats, candidates=args.candidates)
+    cfg = ABConfig(days=args.days, repeats=args.repeats, candidates=args.candidates, traffic_scale=args.traffic_scale)
     try:
         cfg.validate(world_cfg.days)
     except ValueError as e:
@@ -483,6 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.set_defaults(func=cmd_convert_kuairand)
 
     from models.batch_score import DEFAULT_BATCH, SIGNATURES
+    from study.ab_test import ABConfig
 
     ab = sub.add_parser("simulate-ab", help="budget-split A/B test of two pushed models on the synthetic world "
                                             "(i2s, eCPS, streams; overall, emerging creators, by popularity)")
@@ -496,12 +507,15 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--world-seed", type=_int_in("--world-seed", 0, 2 ** 32, "2**32"),
                     help="world seed (default: the logs' generator seed, else 7); the models must have been "
                          "trained on that world's logs")
-    ab.add_argument("--days", type=_positive("--days"), default=2,
+    ab.add_argument("--days", type=_positive("--days"), default=default(ABConfig, "days"),
                     help="simulated days: the last D days of the world's window (default %(default)s)")
-    ab.add_argument("--repeats", type=_positive("--repeats"), default=3,
+    ab.add_argument("--repeats", type=_positive("--repeats"), default=default(ABConfig, "repeats"),
                     help="repeats with different user splits, requests and outcomes (default %(default)s)")
-    ab.add_argument("--candidates", type=_positive("--candidates"), default=16,
+    ab.add_argument("--candidates", type=_positive("--candidates"), default=default(ABConfig, "candidates"),
                     help="campaigns retrieved per ad request; all their creatives are scored (default %(default)s)")
+    ab.add_argument("--traffic-scale", type=_scale, default=default(ABConfig, "traffic_scale"),
+                    help="ad requests and every campaign's budget x this, so that a campaign serves several "
+                         "impressions per arm and day (default %(default)s)")
     ab.add_argument("--signature", default=SIGNATURES[0], choices=SIGNATURES,
                     help="serving_raw (named tensors, faster) or serving_default (serialized tf.Examples); the "
                          "same outputs (default %(default)s)")

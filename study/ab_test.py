@@ -11,7 +11,10 @@ simulation (budget split)"):
   with the default split, so the models never trained on them). Budgets are daily; no rollover.
 - Requests: the world's own request process, as `datagen.synthetic.generate` draws ad impressions
   (Poisson day volume with weekly seasonality, hour from the daily curve, user by activity),
-  drawn afresh per repeat. A user stays in one arm for the whole test.
+  drawn afresh per repeat, times `traffic_scale`; every campaign's budget is scaled alike. (The
+  world sizes budgets to the logged ad volume: ~2,600 ads a day for ~1,400 live campaigns, under
+  one impression per campaign and arm; scaled by 4, a campaign serves a few.) A user stays in one
+  arm for the whole test.
 - Candidates: per request, `candidates` campaigns are retrieved among the campaigns eligible that
   day whose budget in the arm still affords an impression at the top of the hour, with
   probability proportional to their planned daily impressions (as the logging auction does);
@@ -20,10 +23,12 @@ simulation (budget split)"):
   campaign's bid (expected value per impression); the best creative whose campaign still has
   budget in the arm wins; no budget left in any candidate: the request goes unfilled.
 - Price: first price, the campaign's CPM bid / 1000 per impression, in integer micro-units so
-  that a budget is never overspent. No pacing: a campaign spends as its impressions win.
+  that a budget is never overspent. Pacing: by the end of hour h a campaign may have spent its
+  arm's daily budget times the day's traffic share up to h (all of it by the last hour).
 - Features: `world.feature_rows` with the podcast's earlier impressions and 7-day streams as a
   feature store would hold them, refreshed at the top of every hour: the logged history before
-  the test, the logged promotion impressions during it, and the ad impressions of both arms.
+  the test, the logged promotion impressions during it, and the ad impressions of both arms
+  (each counted 1 / traffic_scale, so that the counters grow at the logged rate).
 - Outcome: stream ~ Bernoulli(the world's true stream probability of the served creative).
 - Metrics per arm (overall, emerging creators, popularity bucket of the impression): requests,
   impressions, streams (= total streams), spend, i2s = streams / impressions, eCPS = spend /
@@ -73,6 +78,8 @@ class ABConfig:
     days: int = 2  # the last `days` days of the world's window
     repeats: int = 3  # independent repeats (user split, requests, retrieval, outcomes)
     candidates: int = 16  # campaigns retrieved per request; all their creatives are scored
+    traffic_scale: float = 4.0  # requests and budgets x this (the feature counters keep the logged rate)
+    pacing: bool = True  # a campaign may spend by the end of hour h its budget x the day's traffic share to h
     treatment_share: float = 0.5  # share of users, and of every campaign's budget, in the treatment arm
     seed: int = 0  # simulation seed (repeat r draws from [seed, r, ...])
     bootstrap: int = 1000  # bootstrap replicates for the intervals
@@ -84,6 +91,8 @@ class ABConfig:
             raise ValueError(f"--repeats must be >= 1, got {self.repeats}")
         if self.candidates < 1:
             raise ValueError(f"--candidates must be >= 1, got {self.candidates}")
+        if not 0 < self.traffic_scale <= 100:
+            raise ValueError(f"--traffic-scale must be in (0, 100], got {self.traffic_scale}")
         if not 0 < self.treatment_share < 1:
             raise ValueError(f"treatment share must be in (0, 1), got {self.treatment_share}")
         if self.bootstrap < 100:
@@ -129,7 +138,8 @@ def random_scorer(seed: int = 0) -> Scorer:
 class _Counters:
     """The podcasts' impression and 7-day stream counters as a feature store holds them, by hour."""
 
-    def __init__(self, world: World, history: pd.DataFrame, first_day: int, days: int):
+    def __init__(self, world: World, history: pd.DataFrame, first_day: int, days: int, weight: float = 1.0):
+        self.weight = weight  # of a simulated impression (1 / traffic scale): counts keep the logged rate
         n_pod = world.cfg.podcasts
         self.sim_hours = days * 24
         t0 = (world.start_day + first_day) * DAY
@@ -137,15 +147,15 @@ class _Counters:
         t = history["event_time"].to_numpy(np.int64)
         stream = history["stream"].to_numpy(np.int64)
         before = t < t0
-        self.prior0 = np.bincount(pod[before], minlength=n_pod).astype(np.int64)
+        self.prior0 = np.bincount(pod[before], minlength=n_pod).astype(float)
         # hourly streams from 7 days before the test to its end; hourly impressions during it
         h = (t - t0) // HOUR + RECENT_HOURS
         keep = (h >= 0) & (~before | (h < RECENT_HOURS))
         during = ~before & (history["source"].to_numpy(str) == "promotions")  # ads are the simulation's
         keep &= before | during
-        self.base_streams = np.zeros((RECENT_HOURS + self.sim_hours, n_pod), np.int64)
+        self.base_streams = np.zeros((RECENT_HOURS + self.sim_hours, n_pod))
         np.add.at(self.base_streams, (h[keep], pod[keep]), stream[keep])
-        self.base_imps = np.zeros((self.sim_hours, n_pod), np.int64)
+        self.base_imps = np.zeros((self.sim_hours, n_pod))
         np.add.at(self.base_imps, (h[during] - RECENT_HOURS, pod[during]), 1)
 
     def start(self):
@@ -157,18 +167,19 @@ class _Counters:
         """(prior impressions, 7-day streams) per podcast at the top of simulated hour i."""
         if i > 0:
             self.prior += self.imps[i - 1]
-        return self.prior.copy(), self.streams[i: i + RECENT_HOURS].sum(0)
+        return (np.rint(self.prior).astype(np.int64),
+                np.rint(self.streams[i: i + RECENT_HOURS].sum(0)).astype(np.int64))
 
     def add(self, i: int, podcasts: np.ndarray, streams: np.ndarray):
-        np.add.at(self.imps[i], podcasts, 1)
-        np.add.at(self.streams[RECENT_HOURS + i], podcasts, streams)
+        np.add.at(self.imps[i], podcasts, self.weight)
+        np.add.at(self.streams[RECENT_HOURS + i], podcasts, streams * self.weight)
 
 
-def _requests(world: World, day: int, rng) -> Dict[str, np.ndarray]:
+def _requests(world: World, day: int, rng, scale: float = 1.0) -> Dict[str, np.ndarray]:
     """One day's ad requests by the world's request process (see `datagen.synthetic.generate`)."""
     cfg = world.cfg
     weekday = (world.start_day + np.arange(cfg.days) + 3) % 7
-    mean = WEEKLY[weekday[day]] / WEEKLY[weekday].mean() * cfg.impressions_per_day * cfg.ads_share
+    mean = WEEKLY[weekday[day]] / WEEKLY[weekday].mean() * cfg.impressions_per_day * cfg.ads_share * scale
     n = int(rng.poisson(mean))
     hour = rng.choice(24, n, p=HOURLY / HOURLY.sum())
     t = (world.start_day + day) * DAY + hour * HOUR + rng.integers(0, 3600, n)
@@ -199,9 +210,13 @@ def simulate(world: World, scorers: Dict[str, Scorer], cfg: ABConfig, history: O
 
         history = generate(world.cfg, world)
     first_day = world.cfg.days - cfg.days
-    counters = _Counters(world, history, first_day, cfg.days)
+    counters = _Counters(world, history, first_day, cfg.days, weight=1.0 / cfg.traffic_scale)
     share = {"control": 1 - cfg.treatment_share, "treatment": cfg.treatment_share}
-    budget = {arm: np.floor(world.campaign_daily_budget * share[arm] * MICRO).astype(np.int64) for arm in ARMS}
+    budget = {arm: np.floor(world.campaign_daily_budget * cfg.traffic_scale * share[arm] * MICRO).astype(np.int64)
+              for arm in ARMS}
+    # pacing: spend allowed by the end of each hour, the day's traffic share up to it (the last hour: all)
+    through = np.cumsum(HOURLY) / HOURLY.sum() if cfg.pacing else np.ones(24)
+    through[-1] = 1.0
     price = np.round(world.campaign_bid * (MICRO // 1000)).astype(np.int64)  # CPM / 1000 per impression
     planned = world.campaign_daily_budget / world.campaign_bid
     served: List[Dict[str, np.ndarray]] = []
@@ -215,20 +230,22 @@ def simulate(world: World, scorers: Dict[str, Scorer], cfg: ABConfig, history: O
             t_day = time.time()
             day = first_day + di
             day_rng = np.random.default_rng([cfg.seed, rep, day])
-            req = _requests(world, day, day_rng)
+            req = _requests(world, day, day_rng, cfg.traffic_scale)
             req_arm = arm_of_user[req["user"]]
             req_hour = (req["t"] // HOUR) % 24
             requests.append({"repeat": np.full(req_arm.size, rep), "day": np.full(req_arm.size, day),
                              "arm": req_arm, "user": req["user"]})
             live = world.eligible_campaigns(day)
-            remaining = {arm: budget[arm].copy() for arm in ARMS}
+            spent = {arm: np.zeros_like(budget[arm]) for arm in ARMS}
             for hour in range(24):
                 i = di * 24 + hour
                 prior, recent = counters.at(i)
                 hour_pods, hour_streams = [], []
                 for a, arm in enumerate(ARMS):
                     rows = np.flatnonzero((req_hour == hour) & (req_arm == a))
-                    affordable = live[remaining[arm][live] >= price[live]]
+                    cap = np.floor(budget[arm] * through[hour]).astype(np.int64)  # <= budget
+                    left = cap - spent[arm]
+                    affordable = live[left[live] >= price[live]]
                     if rows.size == 0 or affordable.size == 0:
                         continue
                     cand = _retrieve(day_rng, affordable, planned[affordable], rows.size, cfg.candidates)
@@ -248,12 +265,12 @@ def simulate(world: World, scorers: Dict[str, Scorer], cfg: ABConfig, history: O
                     starts = np.searchsorted(req_idx[order], np.arange(rows.size))
                     ends = np.r_[starts[1:], order.size]
                     win = np.full(rows.size, -1)
-                    left = remaining[arm]
                     for r in range(rows.size):
                         for j in order[starts[r]:ends[r]]:
                             c = camp[j]
                             if left[c] >= price[c]:
                                 left[c] -= price[c]
+                                spent[arm][c] += price[c]
                                 win[r] = j
                                 break
                     ok = win >= 0
