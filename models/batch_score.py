@@ -213,12 +213,16 @@ def raw_inputs_from_rows(rows: Dict[str, list], input_specs: Dict) -> Dict[str, 
         col = rows.get(name)
         if spec.shape.rank == 2:
             col = col if col is not None else [None] * n
-            width = max([len(r) for r in col if r] + [1])
-            arr = np.full((n, width), pad, dtype=object if is_str else np.int64)
-            for i, r in enumerate(col):
+            # candidates of one request share the user's list objects: each distinct list is built once
+            _, pick, index = np.unique(np.fromiter(map(id, col), np.int64, n), return_index=True,
+                                       return_inverse=True)
+            distinct = [col[i] for i in pick]
+            width = max([len(r) for r in distinct if r] + [1])
+            arr = np.full((len(distinct), width), pad, dtype=object if is_str else np.int64)
+            for i, r in enumerate(distinct):
                 if r:
                     arr[i, :len(r)] = [v.encode() for v in r] if is_str else r
-            out[name] = arr
+            out[name] = arr[index]
         elif col is None:
             out[name] = np.full(n, pad, dtype=object if is_str else np.int64)
         elif is_str:
