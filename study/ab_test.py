@@ -62,6 +62,8 @@ COUNTS = ("requests", "impressions", "streams", "spend")
 METRICS = ("impressions", "streams", "spend", "i2s", "ecps")
 METRIC_LABEL = {"requests": "requests", "impressions": "impressions", "streams": "streams (total)",
                 "spend": "spend", "i2s": "i2s", "ecps": "eCPS"}
+SHORT = {"0_new_lt10": "new\n<10", "1_tail_10_99": "tail\n10-99", "2_torso_100_999": "torso\n100-999",
+         "3_head_1000plus": "head\n1000+"}  # chart labels of the popularity buckets
 MICRO = 1_000_000  # budgets and prices in integer micro-units of the bid's currency
 RECENT_HOURS = RECENT_WINDOW_S // HOUR
 
@@ -491,8 +493,8 @@ def chart(report: Dict, path: str) -> None:
                    label="seed (online)")
         ax.axhline(0, color="k", lw=0.8)
         ax.set_xticks(x)
-        ax.set_xticklabels([n.replace("_", "\n", 1) for n in names], fontsize=8)
-        ax.set_title(f"{title}: treatment vs control")
+        ax.set_xticklabels([SHORT.get(n, n) for n in names], fontsize=8)
+        ax.set_title(f"{title}: treatment vs control", fontsize=10)
         ax.set_ylabel("relative difference (%)")
         ax.legend(fontsize=8)
     fig.suptitle("Budget-split A/B simulation on the synthetic world (95% bootstrap intervals over users)")
