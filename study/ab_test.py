@@ -77,7 +77,7 @@ SEED_RESULT = {
 
 @dataclasses.dataclass(frozen=True)
 class ABConfig:
-    days: int = 2  # the last `days` days of the world's window
+    days: int = 3  # the last `days` days of the world's window
     repeats: int = 3  # independent repeats (user split, requests, retrieval, outcomes)
     candidates: int = 16  # campaigns retrieved per request; all their creatives are scored
     traffic_scale: float = 4.0  # requests and budgets x this (the feature counters keep the logged rate)
