@@ -215,7 +215,7 @@ def _ab_models(args):
 
     from core.logs import read_manifest
     from datagen.world import GeneratorConfig
-    from pipeline.local_runner import latest_pushed
+    from models.batch_score import ScoreInputError, resolve_model_dir
 
     root = args.root
     if root is None and not (args.control and args.treatment):
@@ -235,8 +235,11 @@ def _ab_models(args):
                                 else "; pass --control MODEL_DIR"))
         control = found[-1]
     if treatment is None:
-        treatment = latest_pushed(os.path.join(root, "serving"))
-        if treatment is None:
+        try:  # the newest numbered version, as pipeline.local_runner.latest_pushed (without importing TFX)
+            treatment = resolve_model_dir(os.path.join(root, "serving"))
+        except ScoreInputError:
+            treatment = None
+        if treatment is None or treatment == os.path.join(root, "serving"):
             raise UsageError(f"--root {root}: no pushed model in {os.path.join(root, 'serving')} (the candidate was "
                              f"not blessed?); pass --treatment MODEL_DIR")
     for flag, path in (("--control", control), ("--treatment", treatment)):

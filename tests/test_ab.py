@@ -145,3 +145,42 @@ def test_simulate_ab_cli_scores_the_run_models(pipeline_run, small_logs, tmp_pat
     raw = SavedModelScorer(model, head, "serving_raw")(rows)
     default = SavedModelScorer(model, head, "serving_default")(rows)
     np.testing.assert_allclose(raw, default, rtol=1e-5, atol=1e-7)
+
+
+def test_cli_model_and_world_errors(tmp_path):
+    """--root / --control / --treatment / --data resolution, without TensorFlow: one-line errors."""
+    from pipeline.cli import UsageError, _ab_models, build_parser
+    from core.logs import write_logs
+
+    parser = build_parser()
+    root = tmp_path / "root"
+    baseline = root / "pipeline" / "baseline_trainer" / "model" / "12" / "Format-Serving"
+    older = root / "pipeline" / "baseline_trainer" / "model" / "9" / "Format-Serving"
+    pushed = root / "serving" / "1700000000"
+
+    def error(*argv):
+        with pytest.raises(UsageError) as e:
+            _ab_models(parser.parse_args(["simulate-ab", *argv]))
+        return str(e.value)
+
+    assert "give --root ROOT" in error()
+    assert "no such folder" in error("--root", str(tmp_path / "missing"))
+    root.mkdir()
+    assert "no in-run promotions_baseline" in error("--root", str(root))
+    (root / "pipeline" / "baseline_importer").mkdir(parents=True)
+    assert "imported an incumbent baseline" in error("--root", str(root))
+    for d in (baseline, older):
+        d.mkdir(parents=True)
+        (d / "saved_model.pb").write_bytes(b"")
+    assert "no pushed model" in error("--root", str(root))
+    pushed.mkdir(parents=True)
+    (pushed / "saved_model.pb").write_bytes(b"")
+    control, treatment, world = _ab_models(parser.parse_args(["simulate-ab", "--root", str(root), "--world-seed", "5"]))
+    assert (control, treatment, world.seed) == (str(baseline), str(pushed), 5)
+    logs = tmp_path / "logs"
+    write_logs(pd.DataFrame({"impression_id": ["a"], "event_time": [1767600000]}), str(logs),
+               {"generator": "kuairand"}, with_truth=False)
+    assert "not the synthetic world" in error("--root", str(root), "--data", str(logs))
+    write_logs(pd.DataFrame({"impression_id": ["a"], "event_time": [1767600000]}), str(logs),
+               {"generator": "synthetic", "config": dataclasses.asdict(SMALL)}, with_truth=False)
+    assert _ab_models(parser.parse_args(["simulate-ab", "--root", str(root), "--data", str(logs)]))[2] == SMALL
