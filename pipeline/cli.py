@@ -504,7 +504,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "its newest pushed model, world = its synthetic logs' generator config")
     ab.add_argument("--control", help="control SavedModel (or serving folder; newest version) (default: from --root)")
     ab.add_argument("--treatment", help="treatment SavedModel (or serving folder) (default: from --root)")
-    ab.add_argument("--out", default="runs/ab", type=_out_folder, help="writes ab.json, ab.md, ab.png (default %(default)s)")
+    ab.add_argument("--out", default="runs/ab", type=_out_folder,
+                    help="writes ab.json, ab.md, ab.png (default %(default)s)")
     ab.add_argument("--data", help="the synthetic logs the models were trained on: their manifest gives the world's "
                                    "config (default: ROOT/data, else the default world)")
     ab.add_argument("--world-seed", type=_int_in("--world-seed", 0, 2 ** 32, "2**32"),

@@ -45,7 +45,7 @@ import dataclasses
 import json
 import os
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import pandas as pd
@@ -319,7 +319,8 @@ def _unit_table(sim: Dict):
     if len(imps):
         ikey = imps["repeat"].to_numpy(np.int64) * (1 << 32) + imps["user"].to_numpy(np.int64)
         unit = np.searchsorted(units, ikey)
-        values = np.stack([np.ones(len(imps)), imps["stream"].to_numpy(float), imps["price"].to_numpy(float) / MICRO], 1)
+        values = np.stack([np.ones(len(imps)), imps["stream"].to_numpy(float),
+                           imps["price"].to_numpy(float) / MICRO], 1)
         bucket = imps["bucket"].to_numpy(str)
         masks = [np.ones(len(imps), bool), imps["emerging"].to_numpy(bool)] + [bucket == b for b in BUCKETS]
         for s, m in enumerate(masks):
@@ -450,7 +451,8 @@ def markdown(report: Dict) -> str:
         lines.append(f"| {name} | {_ci(r['i2s'])} | {_ci(r['ecps'])} | {_ci(r['streams'])} | "
                      f"{_ci(r['impressions'])} | {_ci(r['spend'])} | {seed} |")
     lines += ["", "Per arm (all repeats together) and p-values of the relative differences:", "",
-              "| segment | arm | requests | impressions | streams | spend | i2s | eCPS |", "|---|---|---|---|---|---|---|---|"]
+              "| segment | arm | requests | impressions | streams | spend | i2s | eCPS |",
+              "|---|---|---|---|---|---|---|---|"]
     for name in SEGMENTS:
         for arm in ARMS:
             a = seg[name]["arms"][arm]
@@ -510,7 +512,8 @@ def write_report(report: Dict, out: str) -> None:
     with open(os.path.join(out, "ab.md"), "w") as f:
         f.write(f"# Budget-split A/B simulation\n\ncontrol: `{report['models']['control']}`  \n"
                 f"treatment: `{report['models']['treatment']}`  \n"
-                f"world: {report['world']}; days {report['config']['days']} (window days "
+                f"world: seed {report['world']['seed']}, {report['world']['days']} days, "
+                f"{report['world']['users']:,} users, {report['world']['podcasts']:,} podcasts; days {report['config']['days']} (window days "
                 f"{report['days'][0]}..{report['days'][-1]}), repeats {report['config']['repeats']}, "
                 f"{report['config']['candidates']} campaigns retrieved per request\n\n" + markdown(report))
     chart(report, os.path.join(out, "ab.png"))

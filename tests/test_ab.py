@@ -108,7 +108,8 @@ def test_cli_argument_errors(capsys):
     from pipeline.cli import build_parser
 
     parser = build_parser()
-    for argv in (["simulate-ab", "--days", "0"], ["simulate-ab", "--repeats", "x"], ["simulate-ab", "--world-seed", "-1"]):
+    for argv in (["simulate-ab", "--days", "0"], ["simulate-ab", "--repeats", "x"],
+                 ["simulate-ab", "--world-seed", "-1"], ["simulate-ab", "--traffic-scale", "0"]):
         with pytest.raises(SystemExit) as e:
             parser.parse_args(argv)
         assert e.value.code == 2
