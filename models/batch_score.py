@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from core.fields import FIELDS
 from core.logs import FILE_PATTERN
+from core.versions import newest_version
 
 KEY = "impression_id"
 DEFAULT_BATCH = 4096
@@ -35,11 +36,11 @@ def resolve_model_dir(path: str) -> str:
         return path
     if not os.path.isdir(path):
         raise ScoreInputError(f"--model {path}: no such folder")
-    versions = [d for d in os.listdir(path) if d.isdigit() and os.path.exists(os.path.join(path, d, "saved_model.pb"))]
-    if not versions:
+    newest = newest_version(path)
+    if newest is None:
         raise ScoreInputError(f"--model {path}: neither a SavedModel (no saved_model.pb) nor a serving folder "
                               f"with numbered versions")
-    return os.path.join(path, max(versions, key=int))
+    return newest
 
 
 def log_files(data: str) -> List[str]:

@@ -26,6 +26,7 @@ from typing import Dict, Optional
 import numpy as np
 import tensorflow as tf
 
+from core.versions import newest_version
 from models.preprocessing import PODCAST_VOCAB
 
 DIR = "warm_start"
@@ -71,14 +72,8 @@ def save(model, tf_transform_output, serving_model_dir: str) -> None:
 
 def latest(serving_dir: str) -> Optional[str]:
     """The newest pushed version that carries warm-start weights."""
-    if not serving_dir or not tf.io.gfile.isdir(serving_dir):
-        return None
-    versions = sorted((v.rstrip("/") for v in tf.io.gfile.listdir(serving_dir) if v.rstrip("/").isdigit()), key=int)
-    for v in reversed(versions):
-        path = os.path.join(serving_dir, v, DIR)
-        if tf.io.gfile.exists(os.path.join(path, "weights.npz")):
-            return path
-    return None
+    found = newest_version(serving_dir, os.path.join(DIR, "weights.npz"))
+    return os.path.join(found, DIR) if found else None
 
 
 def _remap_rows(old: np.ndarray, new: np.ndarray, old_tokens: list, new_tokens: list, offset: int):

@@ -28,6 +28,7 @@ from typing import Dict, Optional
 
 from tfx import v1 as tfx
 
+from core.versions import newest_version
 from core.tasks import TASKS, stream_head
 from pipeline.configs import PipelineConfig
 from pipeline.pipeline import create_data_pipeline, create_pipeline
@@ -98,11 +99,7 @@ SERVING_SUBDIR = "Format-Serving"  # where a Model artifact keeps its SavedModel
 
 def latest_pushed(serving_dir: str) -> Optional[str]:
     """The newest model version in a serving folder (numbered subfolders with a saved_model.pb)."""
-    if not os.path.isdir(serving_dir):
-        return None
-    versions = [d for d in os.listdir(serving_dir)
-                if d.isdigit() and os.path.exists(os.path.join(serving_dir, d, "saved_model.pb"))]
-    return os.path.join(serving_dir, max(versions, key=int)) if versions else None
+    return newest_version(serving_dir)
 
 
 def as_model_artifact(model_dir: str, root: str) -> str:

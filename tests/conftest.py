@@ -14,6 +14,18 @@ from core.split import TemporalSplit  # noqa: E402
 from datagen.generate import generate_logs  # noqa: E402
 from datagen.synthetic import GeneratorConfig  # noqa: E402
 
+# Tests that share the session's DAG run stay in one pytest-xdist worker (`make test` runs two with
+# `--dist loadgroup`), so the run happens once; every other module is a unit of its own, so its
+# module fixtures run once too.
+SHARED_DAG = {"pipeline_run", "transformed"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        uses_dag = SHARED_DAG & set(getattr(item, "fixturenames", ()))
+        item.add_marker(pytest.mark.xdist_group("shared_dag" if uses_dag else item.module.__name__))
+
+
 SMALL = GeneratorConfig(seed=3, days=12, users=2000, podcasts=300, impressions_per_day=2000)
 SMALL_SPLIT = TemporalSplit(test_days=3, eval_days=2)
 KUAIRAND = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "kuairand-pure-slice")

@@ -82,7 +82,9 @@ def test_every_preset_trains(transformed, name):
     assert set(model.towers) == set(cfg.heads)
     losses = model.history.history["loss"]
     assert len(losses) == 2 and all(np.isfinite(losses))
-    assert "val_stream_ap" in model.history.history
+    for source in SOURCES:  # every source's eval AP is logged, also the one a preset does not train on
+        assert np.isfinite(model.history.history[f"val_stream_ap_{source}"]).all()
+    assert set(model.selected["eval_ap"]) == set(cfg.train_sources)
 
 
 def test_a_sixth_task_trains_and_serves_end_to_end(transformed, pipeline_run, tmp_path):
