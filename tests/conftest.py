@@ -20,6 +20,7 @@ from datagen.synthetic import GeneratorConfig  # noqa: E402
 SHARED_DAG = {"pipeline_run", "transformed"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config, items):
     for item in items:
         uses_dag = SHARED_DAG & set(getattr(item, "fixturenames", ()))

@@ -26,11 +26,12 @@ def candidate(tmp_path_factory):
     return folder
 
 
-_PUSH_AT = """
-import sys, time
+_PUSH_ON_GO = """
+import os, sys, time
 from components.atomic_pusher.executor import push_model
-at = float(sys.argv[3])
-time.sleep(max(0.0, at - time.time()))
+print("ready", flush=True)
+while not os.path.exists(sys.argv[3]):  # both processes imported and waiting: go together
+    time.sleep(0.001)
 started = time.time()
 print(push_model(sys.argv[1], sys.argv[2])[0], started)
 """
@@ -38,11 +39,14 @@ print(push_model(sys.argv[1], sys.argv[2])[0], started)
 
 def test_two_processes_pushing_in_the_same_second_get_two_whole_versions(candidate, tmp_path):
     serving = str(tmp_path / "serving")
-    at = time.time() + 15  # both processes are imported and waiting by then
-    procs = [subprocess.Popen([sys.executable, "-c", _PUSH_AT, candidate, serving, str(at)], stdout=subprocess.PIPE,
+    go = str(tmp_path / "go")
+    procs = [subprocess.Popen([sys.executable, "-c", _PUSH_ON_GO, candidate, serving, go], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=REPO))
              for _ in range(2)]
-    outs = [p.communicate(timeout=120) for p in procs]
+    for p in procs:  # however slow the imports on a loaded machine, neither starts before both are ready
+        assert p.stdout.readline().strip() == "ready", p.stderr.read()[-2000:]
+    open(go, "w").close()
+    outs = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
     versions = [int(o[0].split()[0]) for o in outs]
     started = [float(o[0].split()[1]) for o in outs]
