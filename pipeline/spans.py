@@ -99,19 +99,28 @@ def ingest_dag(config: PipelineConfig, day: str) -> tfx.dsl.Pipeline:
     return _pipeline(config, [gen], metadata_connection(config))
 
 
+class IngestFailed(RuntimeError):
+    """TemporalExampleGen failed on `day` (after ingesting `ingested`)."""
+
+    def __init__(self, day: str, ingested: List[str], reason: str):
+        super().__init__(f"stopped at TemporalExampleGen ingesting {day}: {reason}")
+        self.day, self.ingested = day, ingested
+
+
 def ingest_window(config: PipelineConfig, run_dag=None) -> List[str]:
     """Ingests every day of the coming window that is not up to date, but the newest (the DAG's own
-    TemporalExampleGen reads the latest span); returns the days ingested. Raises RuntimeError
+    TemporalExampleGen reads the latest span); returns the days ingested. Raises IngestFailed
     naming the day when one fails."""
     from pipeline.local_runner import run_dag as default_run_dag
 
     run_dag = run_dag or default_run_dag
     days = window_candidates(config)[:-1]
     todo = stale_days(config, days)
-    for day in todo:
+    for i, day in enumerate(todo):
         summary = run_dag(config, ingest_dag(config, day), quiet=True, reports=False)
         if summary["failed"]:
-            raise RuntimeError(f"ingesting {day}: {summary['not_pushed_reason']}")
+            reason = summary["not_pushed_reason"].replace("stopped at TemporalExampleGen: ", "")
+            raise IngestFailed(day, todo[:i], reason)
     return todo
 
 
