@@ -7,6 +7,7 @@ import shutil
 import pyarrow.parquet as pq
 import pytest
 
+from core.days import day_index
 from core.split import TemporalSplit
 from tests.conftest import corrupt_day_file, run_python
 
@@ -31,18 +32,22 @@ def test_schedule_three_days_with_a_corrupted_day_recovers_next_day(small_logs, 
     report = json.load(open(os.path.join(root, "schedule.json")))
     assert [d["day"] for d in report] == days[-3:], r.stdout + r.stderr[-2000:]
     d1, d2, d3 = report
-    # day 1: backfill of the first 10 days, window = newest 9, trained, evaluated, pushed
-    assert len(d1["arrived"]) == len(days) - 2 and d1["window_days"] == 9 and d1["span"].startswith(days[1])
+    # day 1: backfill of the first 10 days; the window = the newest 9 spans, each ingested once
+    assert len(d1["arrived"]) == len(days) - 2 and d1["window_days"] == 9 and d1["window"].startswith(days[1])
+    assert d1["ingested"] == days[1:10] and d1["span"] == day_index(days[-3])
     assert not d1["failed"] and d1["blessed"] and d1["pushed"], d1
     assert set(d1["ap"]) == {"promotions", "ads"}
     # day 2: the corrupted day stops at the gate, nothing pushed, serving keeps day 1's model
-    assert d2["arrived"] == [bad] and d2["stopped_at_gate"] and not d2["pushed"] and not d2["blessed"]
+    assert d2["arrived"] == [bad] and d2["ingested"] == [bad] and d2["window"] == f"{days[2]}..{bad}"
+    assert d2["stopped_at_gate"] and not d2["pushed"] and not d2["blessed"]
     assert "feature 'source'" in d2["reason"] and d2["serving_version"] == d1["serving_version"]
     assert d2["quarantined"] == [bad] and os.path.isdir(os.path.join(root, "quarantine", f"date={bad}"))
     assert "ImportSchemaGen" in d2["cached"]  # unchanged inputs come from cache
-    # day 3: recovers on the days that passed; the window slid and skips the quarantined day
-    assert d3["arrived"] == [days[-1]] and not d3["failed"] and not d3["stopped_at_gate"], d3
-    assert d3["span"] == f"{days[2]}..{days[-1]}" and d3["window_days"] == 9
+    # day 3: recovers on the days that passed; the window slid and skips the quarantined day's span;
+    # only the new day is read (the 8 older days of the window come from day 1's artifacts)
+    assert d3["arrived"] == [days[-1]] and d3["ingested"] == [days[-1]] and not d3["failed"], d3
+    assert not d3["stopped_at_gate"] and day_index(bad) not in d3["window_spans"]
+    assert d3["window"] == f"{days[2]}..{days[-1]}" and d3["window_days"] == 9
     assert set(d3["ap"]) == {"promotions", "ads"} and d3["splits"] != d1["splits"]
     assert d3["warm_start"] and d3["train_steps"] == 20 and not d1["warm_start"]  # from day 1's pushed model
     # day 1 tunes; later days resolve its best values instead of re-tuning
