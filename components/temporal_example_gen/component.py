@@ -57,14 +57,15 @@ def executor_properties(input_base: str, split: TemporalSplit, daily: bool = Fal
     """As the executor receives them; a daily span's pattern and span resolved as TFX's driver would."""
     from tfx.utils import proto_utils
 
+    params = parameters(input_base, split, daily, day)
     props = {k: proto_utils.proto_to_json(v) if hasattr(v, "DESCRIPTOR") else v
-             for k, v in parameters(input_base, split, daily, day).items() if v is not None}
+             for k, v in params.items() if v is not None}
     if daily:
         from tfx.components.example_gen import utils
 
-        input_config = parameters(input_base, split, daily, day)["input_config"]
+        input_config = params["input_config"]  # the pattern is resolved in place, as the driver does
         fingerprint, span, version = utils.calculate_splits_fingerprint_span_and_version(
-            input_base, input_config.splits, parameters(input_base, split, daily, day)["range_config"])
+            input_base, input_config.splits, params["range_config"])
         props.update(input_config=proto_utils.proto_to_json(input_config), span=span, version=version,
                      input_fingerprint=fingerprint)
     return props

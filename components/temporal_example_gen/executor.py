@@ -10,6 +10,10 @@ Nothing is dropped without a word: every row read ends in exactly one split or i
 rejected per file and reason (event_time outside the file's day partition, a field of one source
 set on the other, NaN in a required field), and rows whose impression_id occurs more than once.
 The ValidationGate stops the run on it.
+
+With daily spans (`component.parameters(daily=True)`) one execution reads one day partition, the
+one TFX's FileBasedDriver resolved from the date spec, and writes all its kept rows to the one
+split `day`; the artifact gets the span (day index) and version as properties.
 """
 from __future__ import annotations
 
