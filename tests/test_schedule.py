@@ -146,3 +146,22 @@ def test_span_window_ingests_each_day_once_and_never_serves_a_stale_one(tiny_day
     # the newest day now is one ingested earlier by a static span range: the DAG's ExampleGen (latest
     # span, another cache key) reads it again, with the same rows
     assert states["TemporalExampleGen"] == "done" and skipped[days[4]]["rows_kept"] == fresh[days[4]]["rows_kept"]
+
+
+@pytest.mark.slow
+def test_a_day_that_cannot_be_read_stops_its_ingest_naming_the_day(tiny_days, tmp_path):
+    from pipeline import spans
+    from pipeline.configs import PipelineConfig
+    from pipeline.schedule import deliver
+
+    days = sorted(os.path.basename(d)[len("date="):] for d in glob.glob(os.path.join(tiny_days, "date=*")))
+    landing = str(tmp_path / "landing")
+    deliver(tiny_days, landing, days[2])
+    with open(glob.glob(os.path.join(landing, f"date={days[1]}", "*.parquet"))[0], "wb") as f:
+        f.write(b"not parquet")
+    config = PipelineConfig(data=landing, root=str(tmp_path / "root"), daily_spans=True,
+                            split=TemporalSplit(test_days=1, eval_days=1, window_days=3))
+    with pytest.raises(spans.IngestFailed) as e:
+        spans.ingest_window(config)
+    assert e.value.day == days[1] and e.value.ingested == [days[0]] and "not a readable Parquet file" in str(e.value)
+    assert sorted(spans.day_artifacts(config)) == [days[0]]  # the failed day left no LIVE artifact
