@@ -25,6 +25,9 @@ from core.fields import FIELDS, TRUTH_FIELDS, popularity_bucket
 PARTITION_PREFIX = "date="
 FILE_NAME = "impressions.parquet"
 FILE_PATTERN = f"{PARTITION_PREFIX}*/*.parquet"
+# One day partition as a TFX span: ExampleGen's date spec, span = days since 1970-01-01 (`core.days.day_index`).
+DAY_PATTERN = PARTITION_PREFIX + "{YYYY}-{MM}-{DD}/*.parquet"
+DAY_SPLIT = "day"  # the one split of a day's Examples (daily spans); the window splits days into SPLITS
 MANIFEST = "manifest.json"
 # Written by TemporalExampleGen into its Examples artifact: rows read, kept per split and source,
 # rejected per file and reason, repeated impression ids. The ValidationGate and the run summary read it.

@@ -49,6 +49,9 @@ class PipelineConfig:
     beam_args: Tuple[str, ...] = ()  # the user's own; LOCAL_BEAM_ARGS apply when they name no runner
     serving_dir: Optional[str] = None  # default <root>/serving
     metadata_path: Optional[str] = None  # default <root>/metadata.sqlite (MLMD)
+    # ingest each day partition as a TFX span and train on a window of the latest spans (scheduled
+    # runs; `pipeline/pipeline.py`); False: one ExampleGen over the whole folder (`podcast-mtl run`)
+    daily_spans: bool = False
     bulk_inference: bool = False  # TFX BulkInferrer on the test split with the blessed model (`--bulk-inference`)
 
     @property

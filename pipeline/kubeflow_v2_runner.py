@@ -52,7 +52,14 @@ def compile_pipeline(config: PipelineConfig, image: str, out: str, schema_file: 
                      display_name: Optional[str] = None) -> Dict:
     """Writes the PipelineJob JSON for Vertex AI / KFP v2 to `out` and returns it as a dict.
 
-    `image` runs every step (the project image built from `Dockerfile`)."""
+    `image` runs every step (the project image built from `Dockerfile`). The folder shape only:
+    the daily-span window is resolved by TFX's `rolling_range` resolver function, and the Kubeflow
+    V2 compiler of tfx 1.16 takes only plain channels (and Latest* resolver strategies), so a
+    Vertex schedule reads the newest `window_days` partitions with one ExampleGen instead."""
+    if config.daily_spans:
+        raise ValueError("compile: daily spans are not supported for Vertex / Kubeflow v2 (TFX's Kubeflow V2 "
+                         "compiler does not compile the rolling_range span resolver); compile without them and "
+                         "use --window-days for a rolling window")
     from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner as kv2
 
     dag = create_pipeline(production_config(config, schema_file), metadata_connection_config=None)

@@ -180,19 +180,19 @@ def write_summary(root: str, summary: Dict) -> None:
     os.replace(tmp, path)
 
 
-def run_dag(config: PipelineConfig, dag: tfx.dsl.Pipeline, quiet: bool = False) -> Dict:
+def run_dag(config: PipelineConfig, dag: tfx.dsl.Pipeline, quiet: bool = False, reports: bool = True) -> Dict:
     """Runs `dag` with the LocalDagRunner; returns (and writes) the summary. Never raises for a
     failed run: the summary's `not_pushed_reason` and `failed` say what stopped it. Raises RootBusy
-    when another run holds the root."""
+    when another run holds the root. `reports`: also write report.md and statistics.html."""
     os.makedirs(config.root, exist_ok=True)
     lock = lock_root(config.root)
     try:
-        return _run_locked(config, dag, quiet)
+        return _run_locked(config, dag, quiet, reports)
     finally:
         lock.close()
 
 
-def _run_locked(config: PipelineConfig, dag: tfx.dsl.Pipeline, quiet: bool) -> Dict:
+def _run_locked(config: PipelineConfig, dag: tfx.dsl.Pipeline, quiet: bool, reports: bool = True) -> Dict:
     out = open(os.devnull, "w") if quiet else sys.stdout
     interrupted = cancel_interrupted(config.metadata)
     if interrupted:
@@ -221,7 +221,8 @@ def _run_locked(config: PipelineConfig, dag: tfx.dsl.Pipeline, quiet: bool) -> D
                    wall_seconds=round(time.time() - t0, 1), log=log_path, preset=config.preset_name,
                    interrupted_executions=interrupted)
     write_summary(config.root, summary)
-    write_run_reports(config.root, summary)
+    if reports:
+        write_run_reports(config.root, summary)
     return summary
 
 

@@ -1,8 +1,17 @@
 """`create_pipeline(config)`: the TFX DAG, in one place.
 
-TemporalExampleGen -> StatisticsGen -> ImportSchemaGen -> ExampleValidator -> ValidationGate
+TemporalExampleGen [-> TemporalWindow] -> StatisticsGen -> ImportSchemaGen -> ExampleValidator -> ValidationGate
 -> Transform -> [Tuner] -> Trainer -> Evaluator (candidate vs baseline: the imported incumbent or a
 promotions baseline trained in the same run) -> Pusher.
+
+Two shapes of the input, one switch (`PipelineConfig.daily_spans`):
+* folder (default, `podcast-mtl run`): one TemporalExampleGen execution reads every day partition
+  the split picks and writes train / eval / test;
+* daily spans (`podcast-mtl schedule`): each TemporalExampleGen execution ingests one day partition
+  as a TFX span (date spec `date={YYYY}-{MM}-{DD}`, span = days since 1970-01-01; the newest day,
+  or a given day for backfill); TFX's `rolling_range` resolver function picks the newest version
+  of each of the latest `window_days` spans from MLMD (every run's, not only this run's), and
+  TemporalWindow splits those days train / eval / test. Everything after reads the window.
 """
 from __future__ import annotations
 
@@ -11,6 +20,7 @@ from tfx import v1 as tfx
 
 from components.atomic_pusher import Pusher
 from components.temporal_example_gen import TemporalExampleGen
+from components.temporal_window import TemporalWindow
 from components.validation_gate import ValidationGate
 from evaluation.eval_config import make_eval_config
 from models.config import MODEL_CONFIG_KEY, TUNING_KEY, preset
@@ -23,24 +33,59 @@ from pipeline.configs import BASELINE_PRESET, PipelineConfig
 STATS_OPTIONS = tfdv.StatsOptions(use_sketch_based_topk_uniques=True)
 
 
+EXAMPLE_GEN_ID = "TemporalExampleGen"
+
+
+def day_spans(example_gen_id: str = EXAMPLE_GEN_ID, window_days: int = 0):
+    """The newest version of each of the latest `window_days` (0: all) day spans of the ExampleGen
+    node `example_gen_id` in this pipeline, over all its runs: a plain channel (pipeline and node
+    contexts, no pipeline-run context) through TFX's canned `rolling_range` resolver function. Only
+    LIVE artifacts resolve: a quarantined day's artifacts are marked otherwise (`pipeline/spans.py`)."""
+    from tfx.dsl.input_resolution.canned_resolver_functions import rolling_range
+
+    days = tfx.dsl.Channel(type=tfx.types.standard_artifacts.Examples, producer_component_id=example_gen_id,
+                           output_key="examples")
+    # start_span_number=1: a whole-folder read (span 0) of the same node is never a day
+    return rolling_range(days, num_spans=window_days, min_spans=1, start_span_number=1)
+
+
+def example_components(config: PipelineConfig):
+    """(components, the Examples channel every later step reads): TemporalExampleGen over the folder,
+    or with `daily_spans` the newest day's TemporalExampleGen and the TemporalWindow of the latest spans."""
+    if not config.daily_spans:
+        example_gen = TemporalExampleGen(input_base=config.data, split=config.split)
+        return [example_gen], example_gen.outputs["examples"]
+    if config.split.end_day:
+        raise ValueError("daily spans: end_day is not supported (the window is the latest spans ingested)")
+    example_gen = TemporalExampleGen(input_base=config.data, daily=True).with_id(EXAMPLE_GEN_ID)
+    window = TemporalWindow(days=day_spans(example_gen.id, config.split.window_days), split=config.split)
+    window.add_upstream_node(example_gen)  # the resolver's channel is not an output channel of this run
+    return [example_gen, window], window.outputs["examples"]
+
+
 def data_components(config: PipelineConfig) -> list:
     """ExampleGen through Transform: the part every model variant shares."""
-    example_gen = TemporalExampleGen(input_base=config.data, split=config.split)
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"],
+    return _data(config)[0]
+
+
+def _data(config: PipelineConfig):
+    """(ExampleGen .. Transform, the Examples channel they read)."""
+    head, examples = example_components(config)
+    statistics_gen = tfx.components.StatisticsGen(examples=examples,
                                                   stats_options=STATS_OPTIONS)
     schema_gen = tfx.components.ImportSchemaGen(schema_file=config.schema_file)
     example_validator = tfx.components.ExampleValidator(statistics=statistics_gen.outputs["statistics"],
                                                         schema=schema_gen.outputs["schema"])
-    gate = ValidationGate(examples=example_gen.outputs["examples"], anomalies=example_validator.outputs["anomalies"],
+    gate = ValidationGate(examples=examples, anomalies=example_validator.outputs["anomalies"],
                           schema=schema_gen.outputs["schema"], max_rejected_rows=config.max_rejected_rows)
     transform = tfx.components.Transform(
-        examples=example_gen.outputs["examples"], schema=gate.outputs["validated_schema"],
+        examples=examples, schema=gate.outputs["validated_schema"],
         preprocessing_fn="models.preprocessing.preprocessing_fn",
         splits_config=tfx.proto.SplitsConfig(analyze=["train"], transform=list(config.splits)),
         # Transform's own TFDV statistics of its input and output are read by nothing (StatisticsGen
         # and the gate validate the logs) and cost about half of Transform's time.
         disable_statistics=True)
-    return [example_gen, statistics_gen, schema_gen, example_validator, gate, transform]
+    return head + [statistics_gen, schema_gen, example_validator, gate, transform], examples
 
 
 def _pipeline(config: PipelineConfig, components: list, metadata_connection_config) -> tfx.dsl.Pipeline:
@@ -97,8 +142,8 @@ def baseline_components(config: PipelineConfig, transform) -> list:
 def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> tfx.dsl.Pipeline:
     """The whole DAG. The metadata connection belongs to the runner: SQLite for local runs (the local
     runner passes it), none for Vertex, a MySQL config for a shared self-hosted store."""
-    data = data_components(config)
-    example_gen, transform = data[0], data[-1]
+    data, examples = _data(config)
+    transform = data[-1]
     selection = model_selection_components(config, transform)
     hyperparameters = None
     if selection:
@@ -107,23 +152,23 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
     trainer = _trainer(config, transform, config.model, hyperparameters)
     baseline = baseline_components(config, transform)
     evaluator = tfx.components.Evaluator(
-        examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
+        examples=examples, model=trainer.outputs["model"],
         baseline_model=baseline[0].outputs["result" if config.baseline_model else "model"], example_splits=["test"],
         eval_config=make_eval_config(config.model.tasks(), config.floors, config.ap_tolerance))
     pusher = Pusher(model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
                     serving_dir=config.serving)
-    optional = bulk_inference(config, example_gen, trainer, evaluator)
+    optional = bulk_inference(config, examples, trainer, evaluator)
     return _pipeline(config, data + selection + [trainer] + baseline + [evaluator, pusher] + optional,
                      metadata_connection_config)
 
 
-def bulk_inference(config: PipelineConfig, example_gen, trainer, evaluator) -> list:
+def bulk_inference(config: PipelineConfig, examples, trainer, evaluator) -> list:
     """With `config.bulk_inference`: TFX BulkInferrer scores the test split with the Trainer's model
     once the Evaluator blesses it (PredictionLogs through serving_default); else nothing."""
     if not config.bulk_inference:
         return []
     return [tfx.components.BulkInferrer(
-        examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
+        examples=examples, model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         data_spec=tfx.proto.DataSpec(example_splits=["test"]),
         model_spec=tfx.proto.ModelSpec(model_signature_name=["serving_default"]))]

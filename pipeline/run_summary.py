@@ -154,20 +154,22 @@ def _baseline(rows: List[Dict], evaluation_uri: str) -> Optional[Dict]:
 
 
 def rows_report(examples_uri: str) -> Dict:
-    """What TemporalExampleGen did with every row read (`core.logs.EXAMPLE_GEN_REPORT`)."""
+    """What TemporalExampleGen did with every row read (`core.logs.EXAMPLE_GEN_REPORT`); with daily
+    spans, merged over the window's days by TemporalWindow, with `days`: each day's split, span and
+    the Examples artifact it came from."""
     path = os.path.join(examples_uri, EXAMPLE_GEN_REPORT)
     if not os.path.exists(path):
         return {}
     with open(path) as f:
         report = json.load(f)
     return {k: report[k] for k in ("rows_read", "rows_kept", "rows_rejected", "rejected", "rejected_by_file",
-                                   "duplicate_rows", "duplicates_by_file")}
+                                   "duplicate_rows", "duplicates_by_file", "days") if k in report}
 
 
 def summarize_run(metadata_path: str, since_ms: int, error: Optional[str] = None) -> Dict:
     rows = executions_since(metadata_path, since_ms)
     hyperparameters = _latest_output(rows, "HyperParameters", "Tuner")
-    examples = _latest_output(rows, "Examples", "TemporalExampleGen")
+    examples = _latest_output(rows, "Examples", "TemporalWindow") or _latest_output(rows, "Examples", "TemporalExampleGen")
     stats = _latest_output(rows, "ExampleStatistics", "StatisticsGen")
     evaluation = _latest_output(rows, "ModelEvaluation", "Evaluator")
     blessing = _latest_output(rows, "ModelBlessing", "Evaluator")

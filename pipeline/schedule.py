@@ -2,24 +2,34 @@
 
 The source folder holds every day; before each scheduled run the day's partition is copied into
 `<root>/landing/` (the first run gets every earlier day as its backfill), and the same
-`create_pipeline` runs on the landing folder with one MLMD store, one pipeline root and one
-serving folder across days, as a daily cron / Airflow / Vertex schedule would:
+`create_pipeline`, with `daily_spans` on, runs on the landing folder with one MLMD store, one
+pipeline root and one serving folder across days, as a daily cron / Airflow schedule would:
 
-* the window: with `window_days` N, ExampleGen reads only the newest N day partitions and splits
-  them train / eval / test by day (`core/split.py`), so each run trains on a rolling window;
-* the cache: TFX's FileBasedDriver fingerprints the log files (count, total bytes, mtimes to the second), so a new or
-  re-delivered day re-runs ExampleGen and everything after it; a run on unchanged files is
-  served from cache;
+* daily spans: each day partition is a TFX span (ExampleGen's date spec
+  `date={YYYY}-{MM}-{DD}/*.parquet`, span = days since 1970-01-01). Each TemporalExampleGen
+  execution ingests one day into its own Examples artifact, recording the span and the
+  FileBasedDriver's fingerprint of the day's files (count, bytes, mtimes to the second). Before the
+  run, every day of the coming window without a LIVE artifact of its current files (new, or
+  re-delivered with other files) is ingested on its own (`pipeline/spans.py`, a static span
+  range); days already ingested and unchanged are not read again. The DAG's own TemporalExampleGen
+  ingests the newest day (latest span; a cache hit when it is unchanged).
+* the window: TFX's `rolling_range` resolver function picks, from MLMD, the newest artifact of each
+  of the latest `window_days` spans (a re-delivered day's new artifact, never its stale one), and
+  the TemporalWindow component splits those days train / eval / test by day (`core/split.py`),
+  copying their files; Transform and everything after run on the window. An unchanged window is a
+  cache hit of TemporalWindow and of everything after it.
 * the gate: a day whose logs break the schema stops its run at the ValidationGate (nothing is
   trained or pushed; serving keeps the previous model) and its partition moves to
-  `<root>/quarantine/`, so the next day's run trains on the days that passed.
+  `<root>/quarantine/` and its artifacts are marked MARKED_FOR_DELETION in MLMD (no resolver picks
+  them again), so the next day's window holds the latest days that passed. A day that cannot be
+  ingested at all is quarantined the same way.
 
 * the hyperparameters: the first day's run tunes (when the config has tuning trials); later days
   replace the Tuner by a Resolver of the latest tuned values (`reuse_hyperparameters`) instead of
   re-tuning every day.
 
-Per day it prints the window, blessed / pushed, stream AP per source, the serving version and the
-seconds taken, and writes `<root>/schedule.json`.
+Per day it prints the day's span, the window, the days ingested, blessed / pushed, stream AP per
+source, the serving version and the seconds taken, and writes `<root>/schedule.json`.
 """
 from __future__ import annotations
 
@@ -30,9 +40,11 @@ import shutil
 import time
 from typing import Callable, Dict, List, Optional
 
+from core.days import day_index
 from core.logs import PARTITION_PREFIX, partition_days
 from core.tasks import stream_head
 from pipeline.configs import PipelineConfig
+from pipeline.spans import IngestFailed, ingest_window, retire_days
 
 LANDING = "landing"
 QUARANTINE = "quarantine"
@@ -70,11 +82,6 @@ def quarantine(landing: str, days: List[str]) -> None:
         os.replace(os.path.join(landing, PARTITION_PREFIX + day), os.path.join(target, PARTITION_PREFIX + day))
 
 
-def _window(config: PipelineConfig, landing: str) -> List[str]:
-    days = sorted(partition_days(landing))
-    return days[-config.split.window_days:] if config.split.window_days else days
-
-
 def run_schedule(config: PipelineConfig, days: int, run: Optional[Callable[[PipelineConfig], Dict]] = None,
                  out=print, warm_start: bool = False, warm_start_steps: Optional[int] = None) -> List[Dict]:
     """Runs the pipeline once per day for the newest `days` days of `config.data`.
@@ -92,16 +99,15 @@ def run_schedule(config: PipelineConfig, days: int, run: Optional[Callable[[Pipe
     if days > len(all_days):
         raise ValueError(f"schedule: --days {days} but {source} holds only {len(all_days)} day partitions")
     landing = os.path.join(config.root, LANDING)
-    daily = config.replace(data=landing)
+    daily = config.replace(data=landing, daily_spans=True)
     tasks = config.model.tasks()
     report_path = os.path.join(config.root, "schedule.json")
     report: List[Dict] = []
-    out(f"{'day':<12}{'window':<25}{'new':>4}{'blessed':>9}{'pushed':>8}  "
+    out(f"{'day':<12}{'span':>6}  {'window':<23}{'new':>4}{'read':>5}{'blessed':>9}{'pushed':>8}  "
         f"{'AP promotions':>14}{'AP ads':>9}  {'serving':<12}{'seconds':>8}")
     for today in all_days[len(all_days) - days:]:
         t0 = time.time()
         arrived = deliver(source, landing, today)
-        window = _window(config, landing)
         today_config = daily
         if report and config.tuning.trials:  # tune on the first day only; later days reuse its best values
             today_config = daily.replace(tuning=dataclasses.replace(config.tuning, trials=0),
@@ -110,20 +116,41 @@ def run_schedule(config: PipelineConfig, days: int, run: Optional[Callable[[Pipe
         if warm:
             today_config = today_config.replace(model=daily.model.replace(
                 warm_start_dir=daily.serving, train_steps=warm_start_steps or daily.model.train_steps))
-        summary = run(today_config)
-        stopped_at_gate = bool(summary.get("failed")) and "ValidationGate" in (summary.get("not_pushed_reason") or "")
+        ingested, bad_day = [], None
+        try:
+            ingested = ingest_window(daily)
+            summary = run(today_config)
+        except IngestFailed as e:
+            ingested, bad_day = e.ingested, e.day
+            summary = {"failed": True, "not_pushed_reason": str(e), "components": []}
+        states = {c["component"]: c["state"] for c in summary.get("components", [])}
+        if states.get("TemporalExampleGen") == "done":
+            ingested = ingested + [_newest(landing)]
+        failed_at = (summary.get("not_pushed_reason") or "") if summary.get("failed") else ""
+        stopped_at_gate = "ValidationGate" in failed_at
+        if failed_at.startswith("stopped at TemporalExampleGen"):
+            bad_day = _newest(landing)
+        quarantined = []
         if stopped_at_gate:
-            quarantine(landing, [d for d in arrived if d == today] or arrived[-1:])
+            quarantined = [d for d in arrived if d == today] or arrived[-1:]
+        elif bad_day:
+            quarantined = [bad_day]
+        if quarantined:
+            quarantine(landing, quarantined)
+            retire_days(daily, quarantined)
         ap = {}
         for source_name, heads in (summary.get("ap") or {}).items():
             head = stream_head(tasks, source_name)
             if heads and heads.get(head) is not None:
                 ap[source_name] = round(heads[head], 4)
-        row = {"day": today, "span": f"{window[0]}..{window[-1]}" if window else None, "window_days": len(window),
-               "arrived": arrived, "blessed": bool(summary.get("blessed")),
-               "pushed": summary.get("pushed_model"), "ap": ap, "splits": summary.get("splits") or {}, "serving_version": serving_version(daily.serving),
+        window = sorted((summary.get("rows") or {}).get("days") or {})
+        row = {"day": today, "span": day_index(today), "window": f"{window[0]}..{window[-1]}" if window else None,
+               "window_days": len(window), "window_spans": [day_index(d) for d in window],
+               "arrived": arrived, "ingested": ingested, "blessed": bool(summary.get("blessed")),
+               "pushed": summary.get("pushed_model"), "ap": ap, "splits": summary.get("splits") or {},
+               "serving_version": serving_version(daily.serving),
                "failed": bool(summary.get("failed")), "stopped_at_gate": stopped_at_gate,
-               "quarantined": [today] if stopped_at_gate else [],
+               "quarantined": quarantined,
                "reason": summary.get("not_pushed_reason"),
                "cached": [c["component"] for c in summary.get("components", []) if c.get("state") == "cached"],
                "warm_start": warm, "train_steps": today_config.model.train_steps,
@@ -134,10 +161,18 @@ def run_schedule(config: PipelineConfig, days: int, run: Optional[Callable[[Pipe
         report.append(row)
         with open(report_path, "w") as f:
             json.dump(report, f, indent=1)
-        out(f"{today:<12}{row['span'] or '-':<25}{len(arrived):>4}{str(row['blessed']):>9}"
-            f"{'yes' if row['pushed'] else 'no':>8}  {ap.get('promotions', float('nan')):>14.4f}"
-            f"{ap.get('ads', float('nan')):>9.4f}  {row['serving_version'] or '-':<12}{row['seconds']:>8.0f}"
+        out(f"{today:<12}{row['span']:>6}  {row['window'] or '-':<23}{len(arrived):>4}{len(ingested):>5}"
+            f"{str(row['blessed']):>9}{'yes' if row['pushed'] else 'no':>8}  "
+            f"{ap.get('promotions', float('nan')):>14.4f}{ap.get('ads', float('nan')):>9.4f}  "
+            f"{row['serving_version'] or '-':<12}{row['seconds']:>8.0f}"
             + (f"  warm start, {row['train_steps']} steps" if warm else ""))
         if row["reason"] and not row["pushed"]:
             out(f"{'':<12}not pushed: {row['reason'].splitlines()[0][:160]}")
+        if quarantined:
+            out(f"{'':<12}quarantined: {', '.join(quarantined)}")
     return report
+
+
+def _newest(landing: str) -> Optional[str]:
+    days = sorted(partition_days(landing))
+    return days[-1] if days else None

@@ -126,6 +126,31 @@ def test_compile_without_the_kfp_extra_is_a_usage_error():
     assert r.returncode == 2 and "kfp extra" in r.stderr
 
 
+def test_daily_span_dag_compiles_for_the_local_runner_and_is_refused_for_vertex(tmp_path):
+    """One create_pipeline, two input shapes: with daily spans, TemporalWindow reads TFX's
+    rolling_range over TemporalExampleGen's spans in every run (no pipeline-run context)."""
+    from tfx.dsl.compiler.compiler import Compiler
+
+    from core.split import TemporalSplit
+    from pipeline.configs import PipelineConfig
+    from pipeline.kubeflow_v2_runner import compile_pipeline
+    from pipeline.pipeline import create_pipeline
+
+    config = PipelineConfig(data=str(tmp_path / "logs"), root=str(tmp_path / "root"), daily_spans=True,
+                            split=TemporalSplit(test_days=2, eval_days=2, window_days=9))
+    folder = [c.id for c in create_pipeline(config.replace(daily_spans=False)).components]
+    spans = [c.id for c in create_pipeline(config).components]
+    assert set(spans) == set(folder) | {"TemporalWindow"} and len(spans) == len(folder) + 1
+    assert spans.index("TemporalExampleGen") < spans.index("TemporalWindow") < spans.index("StatisticsGen")
+    ir = Compiler().compile(create_pipeline(config))
+    window = next(n.pipeline_node for n in ir.nodes if n.pipeline_node.node_info.id == "TemporalWindow")
+    assert "TemporalExampleGen" in window.upstream_nodes and window.inputs.input_graphs
+    channels = [ch for spec in window.inputs.inputs.values() for ch in spec.channels]
+    assert channels and all(q.type.name != "pipeline_run" for ch in channels for q in ch.context_queries)
+    with pytest.raises(ValueError, match="daily spans are not supported"):
+        compile_pipeline(config, IMAGE, str(tmp_path / "p.json"))
+
+
 def test_metadata_connection_belongs_to_the_runner(tmp_path):
     from pipeline.configs import PipelineConfig
     from pipeline.local_runner import metadata_connection

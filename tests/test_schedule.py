@@ -1,4 +1,4 @@
-"""Daily scheduled runs: logs arrive a day at a time, a rolling window, a corrupted day, the cache."""
+"""Daily scheduled runs: logs arrive a day at a time, daily spans, a rolling window, a corrupted day, the cache."""
 import glob
 import json
 import os
@@ -7,6 +7,7 @@ import shutil
 import pyarrow.parquet as pq
 import pytest
 
+from core.days import day_index
 from core.split import TemporalSplit
 from tests.conftest import corrupt_day_file, run_python
 
@@ -31,18 +32,22 @@ def test_schedule_three_days_with_a_corrupted_day_recovers_next_day(small_logs, 
     report = json.load(open(os.path.join(root, "schedule.json")))
     assert [d["day"] for d in report] == days[-3:], r.stdout + r.stderr[-2000:]
     d1, d2, d3 = report
-    # day 1: backfill of the first 10 days, window = newest 9, trained, evaluated, pushed
-    assert len(d1["arrived"]) == len(days) - 2 and d1["window_days"] == 9 and d1["span"].startswith(days[1])
+    # day 1: backfill of the first 10 days; the window = the newest 9 spans, each ingested once
+    assert len(d1["arrived"]) == len(days) - 2 and d1["window_days"] == 9 and d1["window"].startswith(days[1])
+    assert d1["ingested"] == days[1:10] and d1["span"] == day_index(days[-3])
     assert not d1["failed"] and d1["blessed"] and d1["pushed"], d1
     assert set(d1["ap"]) == {"promotions", "ads"}
     # day 2: the corrupted day stops at the gate, nothing pushed, serving keeps day 1's model
-    assert d2["arrived"] == [bad] and d2["stopped_at_gate"] and not d2["pushed"] and not d2["blessed"]
+    assert d2["arrived"] == [bad] and d2["ingested"] == [bad] and d2["window"] == f"{days[2]}..{bad}"
+    assert d2["stopped_at_gate"] and not d2["pushed"] and not d2["blessed"]
     assert "feature 'source'" in d2["reason"] and d2["serving_version"] == d1["serving_version"]
     assert d2["quarantined"] == [bad] and os.path.isdir(os.path.join(root, "quarantine", f"date={bad}"))
     assert "ImportSchemaGen" in d2["cached"]  # unchanged inputs come from cache
-    # day 3: recovers on the days that passed; the window slid and skips the quarantined day
-    assert d3["arrived"] == [days[-1]] and not d3["failed"] and not d3["stopped_at_gate"], d3
-    assert d3["span"] == f"{days[2]}..{days[-1]}" and d3["window_days"] == 9
+    # day 3: recovers on the days that passed; the window slid and skips the quarantined day's span;
+    # only the new day is read (the 8 older days of the window come from day 1's artifacts)
+    assert d3["arrived"] == [days[-1]] and d3["ingested"] == [days[-1]] and not d3["failed"], d3
+    assert not d3["stopped_at_gate"] and day_index(bad) not in d3["window_spans"]
+    assert d3["window"] == f"{days[2]}..{days[-1]}" and d3["window_days"] == 9
     assert set(d3["ap"]) == {"promotions", "ads"} and d3["splits"] != d1["splits"]
     assert d3["warm_start"] and d3["train_steps"] == 20 and not d1["warm_start"]  # from day 1's pushed model
     # day 1 tunes; later days resolve its best values instead of re-tuning
@@ -52,38 +57,111 @@ def test_schedule_three_days_with_a_corrupted_day_recovers_next_day(small_logs, 
     assert "not pushed:" in r.stdout and bad in r.stdout
 
 
-@pytest.mark.slow
-def test_window_never_serves_a_stale_day_from_cache(small_logs, tmp_path):
-    """ExampleGen alone, three times: unchanged logs come from cache; a re-delivered day with other
-    rows (same path) re-runs and its rows are the ones counted."""
-    from tfx import v1 as tfx
+@pytest.fixture(scope="module")
+def tiny_days(tmp_path_factory):
+    from datagen.generate import generate_logs
+    from datagen.synthetic import GeneratorConfig
 
-    from components.temporal_example_gen import TemporalExampleGen
+    out = str(tmp_path_factory.mktemp("spans") / "tiny")
+    generate_logs(GeneratorConfig(seed=5, days=8, users=400, podcasts=60, impressions_per_day=800), out, verbose=False)
+    return out
+
+
+def _producer_spans(metadata, artifact_id):
+    """The `span` exec property of the execution that output the artifact, and its component."""
+    from ml_metadata.proto import metadata_store_pb2
+
+    from pipeline.run_summary import _store
+
+    store = _store(metadata)
+    event = [e for e in store.get_events_by_artifact_ids([artifact_id]) if e.type == metadata_store_pb2.Event.OUTPUT]
+    execution = store.get_executions_by_id([event[0].execution_id])[0]
+    node_type = store.get_context_type("node").id
+    node = [c.name for c in store.get_contexts_by_execution(execution.id) if c.type_id == node_type]
+    return execution.custom_properties["span"].int_value, node
+
+
+@pytest.mark.slow
+def test_span_window_ingests_each_day_once_and_never_serves_a_stale_one(tiny_days, tmp_path):
+    """Days arrive in a landing folder; ExampleGen (one day per execution, a TFX span) and the
+    window of the latest 3 spans run as the schedule runs them: the window slides, an unchanged day
+    is never read again, a re-delivered day is re-ingested and the window takes its new artifact."""
+    from core.days import day_index
+    from pipeline import spans
     from pipeline.configs import PipelineConfig
     from pipeline.local_runner import metadata_connection, run_dag
+    from pipeline.pipeline import _pipeline, example_components
+    from pipeline.schedule import deliver
 
-    data = str(tmp_path / "logs")
-    shutil.copytree(small_logs, data)
-    config = PipelineConfig(data=data, root=str(tmp_path / "root"), split=TemporalSplit(
-        test_days=2, eval_days=2, window_days=6))
+    days = sorted(os.path.basename(d)[len("date="):] for d in glob.glob(os.path.join(tiny_days, "date=*")))
+    landing = str(tmp_path / "landing")
+    config = PipelineConfig(data=landing, root=str(tmp_path / "root"), daily_spans=True,
+                            split=TemporalSplit(test_days=1, eval_days=1, window_days=3))
 
-    def once():
-        gen = TemporalExampleGen(input_base=data, split=config.split)
-        stats = tfx.components.StatisticsGen(examples=gen.outputs["examples"])
-        dag = tfx.dsl.Pipeline(pipeline_name="stale-check", pipeline_root=config.pipeline_root,
-                               components=[gen, stats], enable_cache=True,
-                               metadata_connection_config=metadata_connection(config),
-                               beam_pipeline_args=list(config.beam_pipeline_args()))
-        s = run_dag(config, dag, quiet=True)
+    def day_run():
+        ingested = spans.ingest_window(config)
+        components, _ = example_components(config)
+        s = run_dag(config, _pipeline(config, components, metadata_connection(config)), quiet=True, reports=False)
         assert not s["failed"], s["not_pushed_reason"]
-        return {c["component"]: c["state"] for c in s["components"]}, s["splits"]
+        return ingested, {c["component"]: c["state"] for c in s["components"]}, s["rows"]["days"]
 
-    states1, splits1 = once()
-    states2, splits2 = once()
-    assert states2["TemporalExampleGen"] == "cached" and splits2 == splits1
-    newest = sorted(glob.glob(os.path.join(data, "date=*", "*.parquet")))[-1]
-    table = pq.read_table(newest)
-    pq.write_table(table.slice(0, table.num_rows // 2), newest)  # the newest day re-delivered, half the rows
-    states3, splits3 = once()
-    assert states3["TemporalExampleGen"] == "done" and states3["StatisticsGen"] == "done"
-    assert splits3["test"] < splits1["test"] and splits3["train"] == splits1["train"]
+    def rows(day):
+        return sum(pq.read_metadata(f).num_rows for f in glob.glob(os.path.join(landing, f"date={day}", "*.parquet")))
+
+    deliver(tiny_days, landing, days[4])
+    ingested, states, window = day_run()
+    # the window's older days are ingested one by one, the newest by the DAG's own ExampleGen
+    assert ingested == days[2:4] and states == {"TemporalExampleGen": "done", "TemporalWindow": "done"}
+    assert sorted(window) == days[2:5] and [window[d]["split"] for d in days[2:5]] == ["train", "eval", "test"]
+    for day in days[2:5]:  # each day's Examples come from the ExampleGen execution of that day's span
+        span, node = _producer_spans(config.metadata, window[day]["artifact_id"])
+        assert span == window[day]["span"] == day_index(day) and node == [f"{config.name}.TemporalExampleGen"]
+        assert window[day]["rows_kept"] == rows(day)
+
+    deliver(tiny_days, landing, days[5])  # the next day arrives: the window slides, no old day is read again
+    ingested, states, slid = day_run()
+    assert ingested == [] and states == {"TemporalExampleGen": "done", "TemporalWindow": "done"}
+    assert sorted(slid) == days[3:6] and all(slid[d]["artifact_id"] == window[d]["artifact_id"] for d in days[3:5])
+    assert len(spans.day_artifacts(config)[days[3]]) == 1
+
+    path = glob.glob(os.path.join(landing, f"date={days[4]}", "*.parquet"))[0]
+    table = pq.read_table(path)  # an old day re-delivered with half its rows (same path)
+    pq.write_table(table.slice(0, table.num_rows // 2), path)
+    ingested, states, fresh = day_run()
+    assert ingested == [days[4]] and states == {"TemporalExampleGen": "cached", "TemporalWindow": "done"}
+    assert fresh[days[4]]["artifact_id"] > slid[days[4]]["artifact_id"]
+    assert fresh[days[4]]["rows_kept"] == table.num_rows // 2 == rows(days[4]) < slid[days[4]]["rows_kept"]
+    assert fresh[days[3]]["artifact_id"] == slid[days[3]]["artifact_id"]
+    assert [a.id for a in spans.day_artifacts(config)[days[4]]][-1] == fresh[days[4]]["artifact_id"]
+
+    ingested, states, again = day_run()  # nothing changed: nothing read, everything from cache
+    assert ingested == [] and states == {"TemporalExampleGen": "cached", "TemporalWindow": "cached"} and again == fresh
+
+    # a quarantined day: out of the landing folder, its artifacts retired; the window skips it
+    shutil.move(os.path.join(landing, f"date={days[5]}"), str(tmp_path / "quarantined"))
+    assert spans.retire_days(config, [days[5]]) == 1
+    ingested, states, skipped = day_run()
+    assert sorted(skipped) == days[2:5] and ingested == []
+    assert skipped[days[2]]["artifact_id"] == window[days[2]]["artifact_id"]
+    # the newest day now is one ingested earlier by a static span range: the DAG's ExampleGen (latest
+    # span, another cache key) reads it again, with the same rows
+    assert states["TemporalExampleGen"] == "done" and skipped[days[4]]["rows_kept"] == fresh[days[4]]["rows_kept"]
+
+
+@pytest.mark.slow
+def test_a_day_that_cannot_be_read_stops_its_ingest_naming_the_day(tiny_days, tmp_path):
+    from pipeline import spans
+    from pipeline.configs import PipelineConfig
+    from pipeline.schedule import deliver
+
+    days = sorted(os.path.basename(d)[len("date="):] for d in glob.glob(os.path.join(tiny_days, "date=*")))
+    landing = str(tmp_path / "landing")
+    deliver(tiny_days, landing, days[2])
+    with open(glob.glob(os.path.join(landing, f"date={days[1]}", "*.parquet"))[0], "wb") as f:
+        f.write(b"not parquet")
+    config = PipelineConfig(data=landing, root=str(tmp_path / "root"), daily_spans=True,
+                            split=TemporalSplit(test_days=1, eval_days=1, window_days=3))
+    with pytest.raises(spans.IngestFailed) as e:
+        spans.ingest_window(config)
+    assert e.value.day == days[1] and e.value.ingested == [days[0]] and "not a readable Parquet file" in str(e.value)
+    assert sorted(spans.day_artifacts(config)) == [days[0]]  # the failed day left no LIVE artifact

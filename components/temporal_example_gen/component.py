@@ -7,13 +7,14 @@ from tfx import types
 from tfx.components.example_gen import driver
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import base_beam_component, executor_spec
-from tfx.proto import example_gen_pb2
+from tfx.proto import example_gen_pb2, range_config_pb2
 from tfx.types import standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ExecutionParameter
 
 from components.temporal_example_gen import executor
+from core.days import day_index
 from core.split import SPLITS, TemporalSplit
-from core.logs import FILE_PATTERN
+from core.logs import DAY_PATTERN, DAY_SPLIT, FILE_PATTERN
 
 
 class TemporalExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
@@ -21,9 +22,27 @@ class TemporalExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
                       **{executor.TEMPORAL_SPLIT_KEY: ExecutionParameter(type=str)})
 
 
-def parameters(input_base: str, split: TemporalSplit) -> dict:
+def parameters(input_base: str, split: TemporalSplit, daily: bool = False, day: Optional[str] = None) -> dict:
     """The component's execution parameters (protos); `executor_properties` gives them as the
-    executor receives them, for running the executor on its own (tests, benches)."""
+    executor receives them, for running the executor on its own (tests, benches).
+
+    `daily`: one day partition per execution, as a TFX span (date spec `DAY_PATTERN`): the newest
+    day, or `day` (YYYY-MM-DD, a static span range) to backfill or re-ingest that day; every row of
+    the day goes to the one split `DAY_SPLIT` (the TemporalWindow component splits the days)."""
+    if daily:
+        span = day_index(day) if day else None
+        return dict(
+            input_base=input_base,
+            input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name=DAY_SPLIT,
+                                                                                   pattern=DAY_PATTERN)]),
+            output_config=example_gen_pb2.Output(),
+            range_config=range_config_pb2.RangeConfig(static_range=range_config_pb2.StaticRange(
+                start_span_number=span, end_span_number=span)) if span is not None else None,
+            output_data_format=example_gen_pb2.FORMAT_TF_EXAMPLE,
+            output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP,
+            # a day's rows do not depend on the window's split: the same value for every day, so
+            # changing the split never re-ingests a day
+            **{executor.TEMPORAL_SPLIT_KEY: TemporalSplit().to_json()})
     return dict(
         input_base=input_base,
         input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="logs", pattern=FILE_PATTERN)]),
@@ -34,11 +53,22 @@ def parameters(input_base: str, split: TemporalSplit) -> dict:
         **{executor.TEMPORAL_SPLIT_KEY: split.to_json()})
 
 
-def executor_properties(input_base: str, split: TemporalSplit) -> dict:
+def executor_properties(input_base: str, split: TemporalSplit, daily: bool = False, day: Optional[str] = None) -> dict:
+    """As the executor receives them; a daily span's pattern and span resolved as TFX's driver would."""
     from tfx.utils import proto_utils
 
-    return {k: proto_utils.proto_to_json(v) if hasattr(v, "DESCRIPTOR") else v
-            for k, v in parameters(input_base, split).items()}
+    params = parameters(input_base, split, daily, day)
+    props = {k: proto_utils.proto_to_json(v) if hasattr(v, "DESCRIPTOR") else v
+             for k, v in params.items() if v is not None}
+    if daily:
+        from tfx.components.example_gen import utils
+
+        input_config = params["input_config"]  # the pattern is resolved in place, as the driver does
+        fingerprint, span, version = utils.calculate_splits_fingerprint_span_and_version(
+            input_base, input_config.splits, params["range_config"])
+        props.update(input_config=proto_utils.proto_to_json(input_config), span=span, version=version,
+                     input_fingerprint=fingerprint)
+    return props
 
 
 class TemporalExampleGen(FileBasedExampleGen):
@@ -46,6 +76,7 @@ class TemporalExampleGen(FileBasedExampleGen):
 
     `input_base` may be a local folder or any Beam filesystem path (gs://, s3://, hdfs://).
     The driver fingerprints the matched files, so unchanged logs reuse the cached result.
+    With `daily`, each execution reads one day partition as a TFX span (see `parameters`).
     A FileBasedExampleGen to the orchestrators: the Kubeflow v2 / Vertex compiler then runs TFX's
     file-based driver before its cache check, so new or changed log files are never served from
     the cache there either. Only the spec and executor differ from FileBasedExampleGen.
@@ -55,7 +86,9 @@ class TemporalExampleGen(FileBasedExampleGen):
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
     DRIVER_CLASS = driver.FileBasedDriver
 
-    def __init__(self, input_base: str, split: Optional[TemporalSplit] = None):
-        spec = TemporalExampleGenSpec(examples=types.Channel(type=standard_artifacts.Examples),
-                                      **parameters(input_base, split or TemporalSplit()))
+    def __init__(self, input_base: str, split: Optional[TemporalSplit] = None, daily: bool = False,
+                 day: Optional[str] = None):
+        params = {k: v for k, v in parameters(input_base, split or TemporalSplit(), daily, day).items()
+                  if v is not None}
+        spec = TemporalExampleGenSpec(examples=types.Channel(type=standard_artifacts.Examples), **params)
         base_beam_component.BaseBeamComponent.__init__(self, spec=spec)  # not FileBasedExampleGen's arguments

@@ -10,6 +10,10 @@ Nothing is dropped without a word: every row read ends in exactly one split or i
 rejected per file and reason (event_time outside the file's day partition, a field of one source
 set on the other, NaN in a required field), and rows whose impression_id occurs more than once.
 The ValidationGate stops the run on it.
+
+With daily spans (`component.parameters(daily=True)`) one execution reads one day partition, the
+one TFX's FileBasedDriver resolved from the date spec, and writes all its kept rows to the one
+split `day`; the artifact gets the span (day index) and version as properties.
 """
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ from tfx_bsl.coders import example_coder
 from core.days import DAY, day_index
 from core.fields import FIELDS, SOURCES
 from core.split import SPLITS, TemporalSplit
-from core.logs import EXAMPLE_GEN_REPORT, FILE_NAME, PARTITION_PREFIX, arrow_schema, partition_days
+from core.logs import DAY_SPLIT, EXAMPLE_GEN_REPORT, FILE_NAME, PARTITION_PREFIX, arrow_schema, partition_days
 
 TEMPORAL_SPLIT_KEY = "temporal_split"
 TIME_FIELD = "event_time"
@@ -183,8 +187,7 @@ class _ReadAndSplit(beam.DoFn):
                   else np.zeros(table.num_rows))
         report = {"file": path, "rows": table.num_rows, "rejected": rejected, "splits": {}, "positives": {}}
         in_split = np.zeros(table.num_rows, dtype=bool)
-        for name in SPLITS:
-            lo, hi = self._bounds[name]
+        for name, (lo, hi) in self._bounds.items():
             mask = keep & (t >= lo) & (t < hi)
             in_split |= mask
             rows = np.flatnonzero(mask)
@@ -205,10 +208,10 @@ class _ReadAndSplit(beam.DoFn):
         yield beam.pvalue.TaggedOutput(REPORT_TAG, report)
 
 
-def merge_reports(reports, duplicates) -> Dict:
+def merge_reports(reports, duplicates, splits=SPLITS) -> Dict:
     """One report for the whole read: totals, per-file rejections, rows with a repeated impression_id."""
     out = {"rows_read": 0, "rows_kept": 0, "rows_rejected": 0, "rejected": {}, "rejected_by_file": {},
-           "splits": {s: {} for s in SPLITS}, "positives": {s: {} for s in SPLITS},
+           "splits": {s: {} for s in splits}, "positives": {s: {} for s in splits},
            "duplicate_rows": 0, "duplicates_by_file": {}}
     for r in sorted(reports, key=lambda r: r["file"]):
         out["rows_read"] += r["rows"]
@@ -234,9 +237,9 @@ def _repeated_by_file(per_file) -> list:
     return [(path, n) for path, n in out if n]
 
 
-def _write_report(reports, duplicates, path):
+def _write_report(reports, duplicates, path, splits):
     with tf.io.gfile.GFile(path, "w") as f:
-        json.dump(merge_reports(reports, duplicates), f, indent=1, sort_keys=True)
+        json.dump(merge_reports(reports, duplicates, splits), f, indent=1, sort_keys=True)
 
 
 class Executor(BaseExampleGenExecutor):
@@ -247,9 +250,25 @@ class Executor(BaseExampleGenExecutor):
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:  # pragma: no cover - not used
         raise NotImplementedError("TemporalExampleGen builds its splits in GenerateExamplesByBeam")
 
-    def _inputs(self, exec_properties: Dict[str, Any]):
-        """The day files to read, in day order, and each split's [start, end) event-time bounds."""
+    def _inputs(self, exec_properties: Dict[str, Any], input_config):
+        """The day files to read, in day order, and each split's [start, end) event-time bounds.
+
+        A daily span (the input split is `DAY_SPLIT`, its pattern resolved by TFX's FileBasedDriver
+        from the date spec to one day's folder, `span` = that day's index): that day's files, all
+        into the one split `DAY_SPLIT`. Else every partition the temporal split picks."""
         input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+        if [s.name for s in input_config.splits] == [DAY_SPLIT]:
+            span = exec_properties.get("span")
+            pattern = input_config.splits[0].pattern
+            files = sorted(tf.io.gfile.glob(os.path.join(input_base, pattern)))
+            if span is None or "{" in pattern or not files:
+                raise ValueError(f"TemporalExampleGen: daily span input {os.path.join(input_base, pattern)} "
+                                 f"(span {span}) matches no files; the FileBasedDriver resolves the date spec")
+            for path in files:
+                if partition_day(path) != int(span):
+                    raise ValueError(f"{path}: not in the partition of span {span}")
+            logging.info("TemporalExampleGen: span %s (%s), %d files", span, pattern, len(files))
+            return files, {DAY_SPLIT: (int(span) * DAY, (int(span) + 1) * DAY)}
         split = TemporalSplit.from_json(exec_properties[TEMPORAL_SPLIT_KEY])
         days, bounds = split.resolve(partition_days(input_base))
         files = []
@@ -286,10 +305,15 @@ class Executor(BaseExampleGenExecutor):
                                                   example_gen_pb2.Output())
         examples = output_dict[standard_component_specs.EXAMPLES_KEY]
         artifact = artifact_utils.get_single_instance(examples)
-        artifact.split_names = artifact_utils.encode_split_names(
-            utils.generate_output_split_names(input_config, output_config))
-        files, bounds = self._inputs(exec_properties)
-        dirs = {name: artifact_utils.get_split_uri(examples, name) for name in SPLITS}
+        split_names = utils.generate_output_split_names(input_config, output_config)
+        artifact.split_names = artifact_utils.encode_split_names(split_names)
+        files, bounds = self._inputs(exec_properties, input_config)
+        if sorted(bounds) != sorted(split_names):
+            raise ValueError(f"TemporalExampleGen: output splits {split_names} but the input gives {sorted(bounds)}")
+        if exec_properties.get("span") is not None:  # the driver sets them as custom properties only
+            artifact.span = int(exec_properties["span"])
+            artifact.version = int(exec_properties.get("version") or 0)
+        dirs = {name: artifact_utils.get_split_uri(examples, name) for name in split_names}
         for d in dirs.values():
             tf.io.gfile.makedirs(d)
         report_path = os.path.join(artifact.uri, EXAMPLE_GEN_REPORT)
@@ -304,7 +328,7 @@ class Executor(BaseExampleGenExecutor):
                           | "Repeated" >> beam.Map(_repeated_by_file))
             _ = (outputs[REPORT_TAG]
                  | "AllReports" >> beam.combiners.ToList()
-                 | "WriteReport" >> beam.Map(_write_report, beam.pvalue.AsSingleton(duplicates), report_path))
+                 | "WriteReport" >> beam.Map(_write_report, beam.pvalue.AsSingleton(duplicates), report_path, list(split_names)))
         payload = exec_properties.get(standard_component_specs.OUTPUT_DATA_FORMAT_KEY)
         file_format = exec_properties.get(standard_component_specs.OUTPUT_FILE_FORMAT_KEY)
         for a in examples:
@@ -340,7 +364,7 @@ class _ReadSplitAndWrite(beam.DoFn):
     def process(self, path):
         by_split: Dict[str, list] = {}
         for out in self._read.process(path):
-            if out.tag in SPLITS:
+            if out.tag in self._dirs:
                 by_split.setdefault(out.tag, []).append(out.value)
             else:
                 yield out

@@ -1,5 +1,6 @@
 """The real executor under Beam: split boundaries, no impression in two splits, nothing lost."""
 import glob
+import json
 import os
 
 import pytest
@@ -89,3 +90,21 @@ def test_wrong_field_type_names_file_and_field(logs, tmp_path):
     df.to_parquet(victim, index=False)
     with pytest.raises(Exception, match=r"impressions.parquet: field 'podcast_age_days' has type string"):
         _run(bad, tmp_path / "bad2", TemporalSplit(test_days=2, eval_days=3))
+
+
+def test_a_daily_span_reads_one_day_into_one_split(logs, tmp_path):
+    from core.days import day_index
+    from core.logs import DAY_SPLIT, EXAMPLE_GEN_REPORT
+
+    days = sorted(os.path.basename(d)[len("date="):] for d in glob.glob(os.path.join(logs, "date=*")))
+    examples = standard_artifacts.Examples()
+    examples.uri = str(tmp_path / "day")
+    Executor().Do({}, {"examples": [examples]}, executor_properties(logs, TemporalSplit(), daily=True, day=days[3]))
+    assert artifact_utils.decode_split_names(examples.split_names) == [DAY_SPLIT]
+    assert examples.span == day_index(days[3]) and examples.version == 0
+    rows = _read_split(examples.uri, DAY_SPLIT)
+    assert {t // 86400 for _, t, _ in rows} == {day_index(days[3])}
+    df = read_logs(logs)
+    assert sorted(i for i, _, _ in rows) == sorted(df[df.event_time // 86400 == day_index(days[3])].impression_id)
+    report = json.load(open(os.path.join(examples.uri, EXAMPLE_GEN_REPORT)))
+    assert report["rows_kept"] == len(rows) and set(report["splits"]) == {DAY_SPLIT}
