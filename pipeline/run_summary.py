@@ -111,7 +111,8 @@ def per_source_ap(evaluation_uri: str, model_name: Optional[str] = None) -> Dict
         for head, by_sub_key in metrics.items():
             for values in by_sub_key.values():
                 if EXACT_AP_NAME in values:
-                    out.setdefault(source, {})[head] = values[EXACT_AP_NAME].get("doubleValue")
+                    value = values[EXACT_AP_NAME].get("doubleValue")  # TFMA writes NaN as the string "NaN"
+                    out.setdefault(source, {})[head] = None if value is None else float(value)
     return out
 
 
