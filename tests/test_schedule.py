@@ -12,6 +12,9 @@ from core.split import TemporalSplit
 from tests.conftest import corrupt_day_file, run_python
 
 
+W = 7  # window days: 3 train, 2 eval, 2 test
+
+
 @pytest.mark.slow
 def test_schedule_three_days_with_a_corrupted_day_recovers_next_day(small_logs, tmp_path):
     data = str(tmp_path / "logs")
@@ -21,7 +24,7 @@ def test_schedule_three_days_with_a_corrupted_day_recovers_next_day(small_logs, 
     corrupt_day_file(glob.glob(os.path.join(data, f"date={bad}", "*.parquet"))[0])
     root = str(tmp_path / "sched")
     r = run_python(["-m", "pipeline.cli", "schedule", "--data", data, "--root", root, "--days", "3",
-                    "--window-days", "9", "--test-days", "2", "--eval-days", "2", "--train-steps", "40",
+                    "--window-days", str(W), "--test-days", "2", "--eval-days", "2", "--train-steps", "40",
                     # floors under what 40 steps reach on these logs (day 1 measured 0.0695 / 0.0262)
                     "--ap-floor", "promotions=0.05", "--ap-floor", "ads=0.015",
                     # day 1 compares with a promotions baseline trained in the run: on these small logs its
@@ -32,22 +35,22 @@ def test_schedule_three_days_with_a_corrupted_day_recovers_next_day(small_logs, 
     report = json.load(open(os.path.join(root, "schedule.json")))
     assert [d["day"] for d in report] == days[-3:], r.stdout + r.stderr[-2000:]
     d1, d2, d3 = report
-    # day 1: backfill of the first 10 days; the window = the newest 9 spans, each ingested once
-    assert len(d1["arrived"]) == len(days) - 2 and d1["window_days"] == 9 and d1["window"].startswith(days[1])
-    assert d1["ingested"] == days[1:10] and d1["span"] == day_index(days[-3])
+    # day 1: backfill of the first 10 days; the window = the newest W spans, each ingested once
+    assert len(d1["arrived"]) == len(days) - 2 and d1["window_days"] == W and d1["window"].startswith(days[10 - W])
+    assert d1["ingested"] == days[10 - W:10] and d1["span"] == day_index(days[-3])
     assert not d1["failed"] and d1["blessed"] and d1["pushed"], d1
     assert set(d1["ap"]) == {"promotions", "ads"}
     # day 2: the corrupted day stops at the gate, nothing pushed, serving keeps day 1's model
-    assert d2["arrived"] == [bad] and d2["ingested"] == [bad] and d2["window"] == f"{days[2]}..{bad}"
+    assert d2["arrived"] == [bad] and d2["ingested"] == [bad] and d2["window"] == f"{days[11 - W]}..{bad}"
     assert d2["stopped_at_gate"] and not d2["pushed"] and not d2["blessed"]
     assert "feature 'source'" in d2["reason"] and d2["serving_version"] == d1["serving_version"]
     assert d2["quarantined"] == [bad] and os.path.isdir(os.path.join(root, "quarantine", f"date={bad}"))
     assert "ImportSchemaGen" in d2["cached"]  # unchanged inputs come from cache
     # day 3: recovers on the days that passed; the window slid and skips the quarantined day's span;
-    # only the new day is read (the 8 older days of the window come from day 1's artifacts)
+    # only the new day is read (the older days of the window come from day 1's artifacts)
     assert d3["arrived"] == [days[-1]] and d3["ingested"] == [days[-1]] and not d3["failed"], d3
     assert not d3["stopped_at_gate"] and day_index(bad) not in d3["window_spans"]
-    assert d3["window"] == f"{days[2]}..{days[-1]}" and d3["window_days"] == 9
+    assert d3["window"] == f"{days[11 - W]}..{days[-1]}" and d3["window_days"] == W
     assert set(d3["ap"]) == {"promotions", "ads"} and d3["splits"] != d1["splits"]
     assert d3["warm_start"] and d3["train_steps"] == 20 and not d1["warm_start"]  # from day 1's pushed model
     # day 1 tunes; later days resolve its best values instead of re-tuning
