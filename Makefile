@@ -29,11 +29,11 @@ setup-kfp: setup
 	$(KFP_VENV)/bin/python -m pip install -q -c constraints-kfp.txt -e ".[kfp]"
 	@$(KFP_VENV)/bin/python -c 'import kfp, tfx; print("kfp", kfp.__version__, "tfx", tfx.__version__)'
 
-# Two pytest-xdist workers: the tests of the shared DAG run in one (tests/conftest.py groups them),
-# every other module in whichever is free. TEST_WORKERS=0 runs in one process.
+# Two pytest-xdist workers, a module a unit of work, the modules of the shared DAG run one unit
+# (tests/conftest.py: pytest_xdist_make_scheduler). TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= 2
 test: lint-imports
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=15 tests components
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --durations=15 tests components
 
 lint-imports:
 	$(VENV)/bin/lint-imports --no-cache
