@@ -24,26 +24,6 @@ SHARED_DAG_MODULES = {"tests/test_pipeline.py", "tests/test_serving_extras.py", 
                       "tests/test_ab.py", "tests/reliability/test_serving.py"}
 
 
-# The longest units start first, so that neither worker is left with one at the end (measured with
-# `--durations`: the shared DAG run, the 3-day schedule, the tiny ablation, the fault-matrix runs).
-LONG_MODULES = ("tests/test_schedule.py", "tests/test_study.py", "tests/reliability/test_runs.py",
-                "tests/test_orchestration.py")
-
-
-def _module(item) -> str:
-    return os.path.relpath(str(item.path), REPO)
-
-
-def pytest_collection_modifyitems(config, items):
-    def rank(item):
-        module = _module(item)
-        if module in SHARED_DAG_MODULES:
-            return 0
-        return 1 + LONG_MODULES.index(module) if module in LONG_MODULES else len(LONG_MODULES) + 1
-
-    items.sort(key=rank)  # stable: the order inside a module, and among the shared run's modules, is kept
-
-
 def pytest_xdist_make_scheduler(config, log):
     from xdist.scheduler import LoadScopeScheduling
 
