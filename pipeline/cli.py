@@ -214,8 +214,8 @@ def _ab_models(args):
     import glob
 
     from core.logs import read_manifest
+    from core.versions import newest_version
     from datagen.world import GeneratorConfig
-    from models.batch_score import ScoreInputError, resolve_model_dir
 
     root = args.root
     if root is None and not (args.control and args.treatment):
@@ -235,11 +235,8 @@ def _ab_models(args):
                                 else "; pass --control MODEL_DIR"))
         control = found[-1]
     if treatment is None:
-        try:  # the newest numbered version, as pipeline.local_runner.latest_pushed (without importing TFX)
-            treatment = resolve_model_dir(os.path.join(root, "serving"))
-        except ScoreInputError:
-            treatment = None
-        if treatment is None or treatment == os.path.join(root, "serving"):
+        treatment = newest_version(os.path.join(root, "serving"))  # the model a server would load
+        if treatment is None:
             raise UsageError(f"--root {root}: no pushed model in {os.path.join(root, 'serving')} (the candidate was "
                              f"not blessed?); pass --treatment MODEL_DIR")
     for flag, path in (("--control", control), ("--treatment", treatment)):
