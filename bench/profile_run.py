@@ -69,6 +69,8 @@ def main():
     p.add_argument("--profile", default=None, help="folder for one cProfile per component")
     p.add_argument("--beam-arg", action="append", default=[])
     p.add_argument("--train-steps", type=int, default=None)
+    p.add_argument("run_args", nargs=argparse.REMAINDER,
+                   help="after --: more `podcast-mtl run` options (e.g. -- --tune-trials 0)")
     args = p.parse_args()
 
     from pipeline.configs import PipelineConfig
@@ -78,6 +80,7 @@ def main():
     cli = ["run", "--data", args.data, "--root", args.root] + [f"--beam-arg={a}" for a in args.beam_arg]
     if args.train_steps:
         cli += ["--train-steps", str(args.train_steps)]
+    cli += [a for a in args.run_args if a != "--"]
     ns = build_parser().parse_args(cli)
     config = PipelineConfig.from_args(ns, data=args.data, root=args.root)
     if args.profile:

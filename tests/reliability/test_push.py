@@ -84,3 +84,25 @@ def test_a_folder_without_a_saved_model_is_not_pushed(tmp_path):
     with pytest.raises(PushError, match="no saved_model.pb"):
         push_model(str(tmp_path / "empty"), str(tmp_path / "serving"))
     assert not os.path.exists(tmp_path / "serving")
+
+
+def test_the_next_baseline_is_the_latest_pushed_model_not_a_push_that_failed(candidate, tmp_path):
+    """Case 8: a blessed model whose push failed was never served, so it must not become the next
+    run's baseline; the incumbent stays the latest model that reached the serving folder whole."""
+    import shutil
+
+    from pipeline.configs import PipelineConfig
+    from pipeline.local_runner import with_incumbent
+
+    serving = str(tmp_path / "serving")
+    served, _ = push_model(candidate, serving)
+    broken = str(tmp_path / "broken")  # a newer blessed candidate whose copy fails half-way
+    shutil.copytree(candidate, broken)
+    os.symlink(str(tmp_path / "gone"), os.path.join(broken, "variables", "dangling"))
+    with pytest.raises(Exception):
+        push_model(broken, serving)
+    os.makedirs(os.path.join(serving, str(served + 10), "variables"))  # a stray newer folder, no saved_model.pb
+    config = with_incumbent(PipelineConfig(data=str(tmp_path), root=str(tmp_path / "root"), serving_dir=serving))
+    staged = os.path.join(config.baseline_model, "Format-Serving")
+    assert tree_digest(staged) == tree_digest(os.path.join(serving, str(served)))
+    assert tree_digest(staged) == tree_digest(candidate)
