@@ -1,13 +1,15 @@
 """Pipeline time per component as the logs grow, and the growth exponent of each component.
 
     python bench/scaling.py --out runs/scaling [--sizes 100000,300000,1000000] [--train-steps N]
+                            [--tune-trials N]
 
 For each size, generates synthetic logs of about that many impressions (28 days, the default
 generator with impressions_per_day = size / 28; users and podcasts scale with it), runs the whole
 DAG in a new root with bench/profile_run.py (fresh process, wall and CPU seconds per component),
 then fits seconds = a * impressions^b per component by least squares on log-log and prints b
 (1.0 = linear). The Trainer's work is set in steps, not rows, so its exponent mostly shows the
-first read of the data and the eval split. Results go to OUT/scaling.json. Expensive: about the
+first read of the data and the eval split; tuning (also in steps) is off unless --tune-trials is
+given, as it would only add a constant. Results go to OUT/scaling.json. Expensive: about the
 sum of the pipeline runs at each size.
 """
 import argparse
@@ -33,6 +35,8 @@ def main():
     p.add_argument("--out", default=os.path.join(REPO, "runs", "scaling"))
     p.add_argument("--sizes", default="100000,300000,1000000")
     p.add_argument("--train-steps", type=int, default=None, help="cap on training steps (default: the preset's)")
+    p.add_argument("--tune-trials", type=int, default=0,
+                   help="tuning trials per run (default 0: tuning works in steps, not rows)")
     args = p.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     env = dict(os.environ, PYTHONPATH=REPO, TF_USE_LEGACY_KERAS="1")
@@ -49,6 +53,7 @@ def main():
             cmd = [sys.executable, os.path.join(REPO, "bench", "profile_run.py"), "--data", logs, "--root", root]
             if args.train_steps:
                 cmd += ["--train-steps", str(args.train_steps)]
+            cmd += ["--", "--tune-trials", str(args.tune_trials)]
             subprocess.run(cmd, check=True, env=env, cwd=REPO)
         prof = json.load(open(os.path.join(root, "profile.json")))
         results[n] = prof
