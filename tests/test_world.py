@@ -7,6 +7,7 @@ import pytest
 from datagen import world as W
 from datagen.summary import summarize
 from datagen.synthetic import GeneratorConfig, World, generate
+from core.days import DAY
 from core.fields import FEATURE_NAMES, LABELS, TRUTH_PREFIX
 
 # the default config's ratios (podcasts and users per daily impression, 28 days) at a fifth of the volume
@@ -205,7 +206,7 @@ def test_new_podcasts_launch_with_campaigns_and_get_ads_in_their_first_days(df, 
     assert launches.size > 0.3 * CFG.podcasts
     with_campaign = np.isin(launches, world.campaign_podcast)
     assert with_campaign.mean() > 0.7
-    day = (df.event_time // 86400 - world.start_day).to_numpy()
+    day = (df.event_time // DAY - world.start_day).to_numpy()
     pod = df.podcast_id.str[1:].astype(int).to_numpy()
     ad = (df.source == "ads").to_numpy()
     early = ad & (day - world.launch_day[pod] < 3) & world.is_new[pod]
@@ -218,7 +219,7 @@ def test_new_podcasts_launch_with_campaigns_and_get_ads_in_their_first_days(df, 
 
 def test_every_logged_ad_comes_from_a_campaign_eligible_that_day(df, world):
     rows = df[df.source == "ads"]
-    day = (rows.event_time // 86400 - world.start_day).to_numpy()
+    day = (rows.event_time // DAY - world.start_day).to_numpy()
     camp = pd.Index(world.campaign_ids).get_indexer(rows.campaign_id)
     assert (camp >= 0).all()
     for d in range(CFG.days):

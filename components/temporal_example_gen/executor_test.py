@@ -9,6 +9,7 @@ from tfx.types import artifact_utils, standard_artifacts
 
 from components.temporal_example_gen.component import executor_properties
 from components.temporal_example_gen.executor import Executor
+from core.days import DAY
 from core.split import SPLITS, TemporalSplit
 from datagen.generate import generate_logs
 from core.logs import read_logs
@@ -50,7 +51,7 @@ def test_splits_are_ordered_in_time_and_disjoint(logs, tmp_path):
     assert len(ids) == len(set(ids))
     df = read_logs(logs)
     assert set(ids) == set(df.impression_id)
-    n_days = {s: len({t // 86400 for t in times[s]}) for s in SPLITS}
+    n_days = {s: len({t // DAY for t in times[s]}) for s in SPLITS}
     assert n_days == {"train": 4, "eval": 3, "test": 2}
     # a null field is written as a feature with no values
     ads_flags = {i: n for r in rows.values() for i, _, n in r}
@@ -103,8 +104,8 @@ def test_a_daily_span_reads_one_day_into_one_split(logs, tmp_path):
     assert artifact_utils.decode_split_names(examples.split_names) == [DAY_SPLIT]
     assert examples.span == day_index(days[3]) and examples.version == 0
     rows = _read_split(examples.uri, DAY_SPLIT)
-    assert {t // 86400 for _, t, _ in rows} == {day_index(days[3])}
+    assert {t // DAY for _, t, _ in rows} == {day_index(days[3])}
     df = read_logs(logs)
-    assert sorted(i for i, _, _ in rows) == sorted(df[df.event_time // 86400 == day_index(days[3])].impression_id)
+    assert sorted(i for i, _, _ in rows) == sorted(df[df.event_time // DAY == day_index(days[3])].impression_id)
     report = json.load(open(os.path.join(examples.uri, EXAMPLE_GEN_REPORT)))
     assert report["rows_kept"] == len(rows) and set(report["splits"]) == {DAY_SPLIT}
