@@ -25,15 +25,16 @@ SHARED_DAG_MODULES = {"tests/test_pipeline.py", "tests/test_serving_extras.py", 
 
 
 # Units that run longest start first, so that neither worker ends on a long one alone (xdist's own
-# order is by number of tests, largest first: the 3-test schedule module, 533 s, started last and
-# ran alone). Measured seconds of each unit in a `make test` on 2 cores, load about 2.5; units not
-# listed follow in xdist's order.
+# order is by number of tests, largest first: the 3-test schedule module started last and ran
+# alone). Seconds of each unit in a clean-clone `make test` on 2 cores with an ablation study
+# beside it (load 4-7; only the order matters); units not listed follow in xdist's order.
 LONGEST_UNITS = {
-    "shared_dag": 900,  # the DAG run (373 s), its cached rerun and a worse model (222 s), mirrored training
-    "tests/test_schedule.py": 560,  # three scheduled days of the real DAG
-    "tests/test_study.py": 370,  # the tiny ablation: its own data pipeline, tuning and 3 trainings
-    "tests/reliability/test_runs.py": 200,  # the fault-matrix DAG runs
-    "tests/test_orchestration.py": 120,  # the Vertex IR through the real KFP v2 driver
+    "shared_dag": 1800,  # the DAG run (911 s), its cached rerun and a worse model (381 s), mirrored training
+    "tests/test_schedule.py": 1230,  # three scheduled days of the real DAG
+    "tests/test_study.py": 610,  # the tiny ablation: its own data pipeline, tuning and 3 trainings
+    "tests/test_orchestration.py": 300,  # the Vertex IR through the real KFP v2 driver
+    "tests/reliability/test_runs.py": 250,  # the fault-matrix DAG runs
+    "tests/test_airflow.py": 150,  # Airflow's DagBag loading the DAG file
 }
 
 
