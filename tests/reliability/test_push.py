@@ -1,6 +1,7 @@
 """Fault matrix, pushes: two pushes in the same second to one serving folder, a failed copy, and
 the pushed folder checked against the candidate. Real SavedModels, real processes."""
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -67,12 +68,16 @@ def test_versions_are_unique_and_increasing_within_one_second(candidate, tmp_pat
     assert loaded.signatures["serving_default"](tf.constant([1.5]))["y"].numpy().tolist() == [3.0]
 
 
-def test_failed_copy_leaves_no_version_folder(candidate, tmp_path):
-    import shutil
-
+def _copy_that_fails_half_way(candidate, tmp_path):
+    """A copy of the candidate with a dangling link among its variables: unreadable mid-copy."""
     broken = str(tmp_path / "broken")
     shutil.copytree(candidate, broken)
-    os.symlink(str(tmp_path / "gone"), os.path.join(broken, "variables", "dangling"))  # unreadable mid-copy
+    os.symlink(str(tmp_path / "gone"), os.path.join(broken, "variables", "dangling"))
+    return broken
+
+
+def test_failed_copy_leaves_no_version_folder(candidate, tmp_path):
+    broken = _copy_that_fails_half_way(candidate, tmp_path)
     serving = str(tmp_path / "serving")
     with pytest.raises(Exception):
         push_model(broken, serving)
@@ -89,18 +94,13 @@ def test_a_folder_without_a_saved_model_is_not_pushed(tmp_path):
 def test_the_next_baseline_is_the_latest_pushed_model_not_a_push_that_failed(candidate, tmp_path):
     """Case 8: a blessed model whose push failed was never served, so it must not become the next
     run's baseline; the incumbent stays the latest model that reached the serving folder whole."""
-    import shutil
-
     from pipeline.configs import PipelineConfig
     from pipeline.local_runner import with_incumbent
 
     serving = str(tmp_path / "serving")
     served, _ = push_model(candidate, serving)
-    broken = str(tmp_path / "broken")  # a newer blessed candidate whose copy fails half-way
-    shutil.copytree(candidate, broken)
-    os.symlink(str(tmp_path / "gone"), os.path.join(broken, "variables", "dangling"))
-    with pytest.raises(Exception):
-        push_model(broken, serving)
+    with pytest.raises(Exception):  # a newer blessed candidate whose copy fails half-way
+        push_model(_copy_that_fails_half_way(candidate, tmp_path), serving)
     os.makedirs(os.path.join(serving, str(served + 10), "variables"))  # a stray newer folder, no saved_model.pb
     config = with_incumbent(PipelineConfig(data=str(tmp_path), root=str(tmp_path / "root"), serving_dir=serving))
     staged = os.path.join(config.baseline_model, "Format-Serving")
