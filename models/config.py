@@ -45,7 +45,11 @@ class ModelConfig:
     # this fraction of its own best eval AP in the training (else the best worst-source ratio)
     checkpoint_tolerance: float = 0.01
     max_eval_examples: int = 100_000
-    shuffle_buffer: int = 20_000
+    shuffle_buffer: int = 20_000  # file path only; in memory every pass is fully shuffled
+    # a training split of at most this many examples is read once into memory (about 0.5 KB an
+    # example with the default features: 1 GB at 2 M) and batched with numpy (models/sampling.py,
+    # MemoryExamples); a larger one streams from the files. 0 = always from the files
+    memory_max_examples: int = 2_000_000
     seed: int = 0
     # tf.distribute: "default" | "mirrored" | "multi_worker" (reads TF_CONFIG)
     strategy: str = "default"

@@ -6,6 +6,13 @@ Balanced mode keeps one stream per source and samples between them with each sou
 The minority streams named in `cache_sources` are filtered out of the files once and then
 served from memory: the files are read once per pass over the majority source, not once per
 pass over the (many more often repeated) minority source.
+
+Repeated trainings on one split (tuning trials, the study's presets and seeds) read it once into
+memory (`load_examples`) and draw whole batches of row indices with numpy instead (`MemoryExamples`):
+the same sampling law (each row of a batch from a source with that source's share; every source
+shuffled, then repeated), without tf.data's per-example work (unbatch, filter, shuffle and
+interleave of a dict of tensors per example), which made a 300-step trial 2.5x slower than the
+file path (measured: 28.4 s against 11.3 s for 100 batches of 1,024 on the default logs).
 """
 from __future__ import annotations
 
@@ -65,19 +72,18 @@ def source_counts(file_pattern) -> Dict[str, int]:
 
 
 def train_dataset(file_pattern, feature_spec: Dict, cfg: ModelConfig, batch_size: Optional[int] = None,
-                  counter: Optional[tf.Variable] = None, examples: Optional[tf.data.Dataset] = None,
+                  counter: Optional[tf.Variable] = None, examples: Optional["MemoryExamples"] = None,
                   counts: Optional[Dict[str, int]] = None) -> tf.data.Dataset:
     """Endless batches for training (length is set in steps), reproducible for cfg.seed.
 
-    `examples`: the training examples already read (e.g. held in memory across tuning trials);
+    `examples`: the training split already in memory (`load_examples`, shared by tuning trials);
     `counts`: examples per source, needed by temperature shares (read from the files if absent)."""
     batch_size = batch_size or cfg.batch_size
+    if examples is not None:
+        return examples.batches(cfg, batch_size, counts)
 
-    def of_sources(sources):
-        if examples is None:  # from the files, other sources dropped before the full parse
-            return read_examples(file_pattern, feature_spec, counter, sources=sources)
-        ids = tf.constant([SOURCES.index(s) for s in sources], tf.int64)
-        return examples.filter(lambda x: tf.reduce_any(tf.equal(x["source"], ids)))
+    def of_sources(sources):  # from the files, other sources dropped before the full parse
+        return read_examples(file_pattern, feature_spec, counter, sources=sources)
 
     if cfg.mix != BALANCED or len(cfg.train_sources) == 1:
         ds = of_sources(cfg.train_sources)
@@ -107,8 +113,72 @@ def eval_dataset(file_pattern, feature_spec: Dict, batch_size: int = 4096,
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+class MemoryExamples:
+    """A split held in memory as numpy arrays (one per feature), served as training batches.
+
+    `batches(cfg)`: endless batches, reproducible for cfg.seed. Each source's rows are read in a
+    fresh random order per pass (a full shuffle, where the file path shuffles in a 20,000-example
+    buffer); a balanced batch takes its number of rows from each source by a multinomial draw with
+    the sources' shares (as `sample_from_datasets` draws each example's source), a natural or
+    single-source batch takes the next rows of one stream of the training sources."""
+
+    def __init__(self, arrays: Dict[str, np.ndarray]):
+        self.arrays = arrays
+        source = arrays["source"].reshape(-1)
+        self.rows = {s: np.flatnonzero(source == i) for i, s in enumerate(SOURCES)}
+        self.counts = {s: int(len(r)) for s, r in self.rows.items()}
+
+    def __len__(self) -> int:
+        return len(self.arrays["source"])
+
+    def index_batches(self, cfg: ModelConfig, batch_size: int, counts: Optional[Dict[str, int]] = None):
+        """Endless arrays of `batch_size` row indices (the sampling law above)."""
+        rng = np.random.default_rng(cfg.seed)
+        if cfg.mix != BALANCED or len(cfg.train_sources) == 1:
+            pools = {"all": np.sort(np.concatenate([self.rows[s] for s in cfg.train_sources]))}
+            shares = None
+        else:
+            shares = cfg.shares(counts or self.counts)
+            pools = {s: self.rows[s] for s in shares}
+        for name, pool in pools.items():
+            if not len(pool):
+                raise ValueError(f"no training examples of {name} in memory")
+        order = {name: rng.permutation(pool) for name, pool in pools.items()}
+        pos = dict.fromkeys(pools, 0)
+
+        def take(name, n):
+            out = []
+            while n:
+                if pos[name] == len(order[name]):  # next pass over this stream, newly shuffled
+                    order[name], pos[name] = rng.permutation(pools[name]), 0
+                k = min(n, len(order[name]) - pos[name])
+                out.append(order[name][pos[name]:pos[name] + k])
+                pos[name], n = pos[name] + k, n - k
+            return out
+
+        while True:
+            if shares is None:
+                yield np.concatenate(take("all", batch_size))
+                continue
+            sizes = rng.multinomial(batch_size, list(shares.values()))
+            idx = np.concatenate([part for s, n in zip(shares, sizes) for part in take(s, int(n))])
+            yield idx[rng.permutation(batch_size)]
+
+    def batches(self, cfg: ModelConfig, batch_size: Optional[int] = None,
+                counts: Optional[Dict[str, int]] = None) -> tf.data.Dataset:
+        batch_size = batch_size or cfg.batch_size
+        signature = {name: tf.TensorSpec((batch_size,) + a.shape[1:], tf.as_dtype(a.dtype))
+                     for name, a in self.arrays.items()}
+
+        def generate():
+            for idx in self.index_batches(cfg, batch_size, counts):
+                yield {name: a[idx] for name, a in self.arrays.items()}
+
+        return tf.data.Dataset.from_generator(generate, output_signature=signature).prefetch(2)
+
+
 def load_examples(file_pattern, feature_spec: Dict):
-    """Every example of the files read once into memory: (a dataset over them, counts per source).
+    """Every example of the files read once into memory: (MemoryExamples, counts per source).
 
     For repeated trainings on one split (tuning trials): each trial then reads memory, not files."""
     chunks: Dict[str, list] = {}
@@ -116,6 +186,5 @@ def load_examples(file_pattern, feature_spec: Dict):
     for batch in ds.map(lambda x: tf.io.parse_example(x, feature_spec), num_parallel_calls=tf.data.AUTOTUNE):
         for name, value in batch.items():
             chunks.setdefault(name, []).append(value.numpy())
-    arrays = {name: np.concatenate(parts) for name, parts in chunks.items()}
-    counts = np.bincount(arrays["source"], minlength=len(SOURCES))
-    return tf.data.Dataset.from_tensor_slices(arrays), {s: int(n) for s, n in zip(SOURCES, counts)}
+    examples = MemoryExamples({name: np.concatenate(parts) for name, parts in chunks.items()})
+    return examples, dict(examples.counts)

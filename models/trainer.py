@@ -17,7 +17,7 @@ from models import warm_start
 from models.export import export
 from models.model import MultiTaskModel, build_model, dummy_features
 from models.preprocessing import cardinalities
-from models.sampling import eval_dataset, train_dataset
+from models.sampling import eval_dataset, load_examples, source_counts, train_dataset
 from models.selection import choose_checkpoint, should_stop
 from core.tasks import TASKS, Task
 
@@ -97,7 +97,9 @@ def train(cfg: ModelConfig, tf_transform_output, train_files, eval_files, log_di
     """Trains `cfg` and returns the model with the selected checkpoint's weights (`model.selected`).
 
     `examples`, `counts` and `eval_data` let repeated trainings (tuning trials) share data already
-    read into memory: the training examples, their counts per source, and the eval dataset."""
+    read into memory: the training examples, their counts per source, and the eval dataset.
+    Without `examples`, a training split of at most `cfg.memory_max_examples` examples is read
+    into memory here; a larger one streams from the files."""
     tf.keras.utils.set_random_seed(cfg.seed)
     tasks = cfg.tasks(tuple(table))
     spec = tf_transform_output.transformed_feature_spec()
@@ -107,6 +109,16 @@ def train(cfg: ModelConfig, tf_transform_output, train_files, eval_files, log_di
         model(dummy_features(), training=False)
         if cfg.warm_start_dir:  # models/warm_start.py: weights of the latest pushed model, rows by token
             print(f"  warm start: {json.dumps(warm_start.restore(model, tf_transform_output, cfg.warm_start_dir))}")
+        # Adam's slots made now, not inside the first step: a tf.function that creates variables
+        # is traced twice, and tracing the training step is most of a short training's cost
+        model.optimizer.build(model.trainable_variables)
+    if examples is None and cfg.memory_max_examples and cfg.strategy != "multi_worker":  # workers shard files
+        counts = counts or source_counts(train_files)
+        if sum(counts.values()) <= cfg.memory_max_examples:
+            t0 = time.time()
+            examples, counts = load_examples(train_files, spec)
+            if verbose:
+                print(f"  training split in memory: {len(examples):,} examples in {time.time() - t0:.0f} s", flush=True)
     interval = max(1, min(cfg.eval_every_steps, cfg.train_steps))
     if eval_data is None:
         eval_data = eval_dataset(eval_files, spec, max_examples=cfg.max_eval_examples)

@@ -25,7 +25,7 @@ import tensorflow as tf
 from core.fields import SOURCES
 from core.tasks import TASKS, Task
 from models.config import TUNING_KEY, ModelConfig, TuningConfig, preset
-from models.sampling import eval_dataset, load_examples
+from models.sampling import MemoryExamples, eval_dataset, load_examples
 from models.selection import relative_ap, tuning_score
 
 REFERENCE_PRESET = "promotions_baseline"
@@ -123,7 +123,7 @@ class SourceTuner(keras_tuner.engine.base_tuner.BaseTuner):
 class TrialData:
     """The train and eval splits in memory, shared by every trial of one tuning run."""
     tft_output: object
-    examples: tf.data.Dataset
+    examples: MemoryExamples
     counts: Dict[str, int]
     eval_batches: list
 

@@ -7,7 +7,7 @@ import pytest
 
 from models.config import PRESETS, preset
 from core.fields import SOURCES
-from models.sampling import train_dataset
+from models.sampling import load_examples, source_counts, train_dataset
 from core.tasks import TASKS, Task
 from models.trainer import train
 from tests.conftest import run_python, score_in_fresh_process
@@ -22,17 +22,79 @@ def _shares(ds, n):
     return [float(np.mean(b["source"].numpy() == ADS)) for b in ds.take(n)]
 
 
-def test_balanced_batches_are_half_ads(transformed):
+_MEMORY = {}
+
+
+def _batches(path, files, spec, cfg):
+    """Training batches from the files, or from the split read into memory (tuning, study, and the
+    Trainer on a split of at most memory_max_examples)."""
+    if path == "files":
+        return train_dataset(files["train"], spec, cfg)
+    if files["train"] not in _MEMORY:
+        _MEMORY[files["train"]] = load_examples(files["train"], spec)
+    examples, counts = _MEMORY[files["train"]]
+    return train_dataset(None, spec, cfg, examples=examples, counts=counts)
+
+
+@pytest.mark.parametrize("path", ["files", "memory"])
+def test_balanced_batches_are_half_ads(transformed, path):
     tft_out, files, graph_dir = transformed
     spec = tft_out.transformed_feature_spec()
     cfg = preset("unified", batch_size=1024, shuffle_buffer=5000)
-    shares = _shares(train_dataset(files["train"], spec, cfg), 100)
+    shares = _shares(_batches(path, files, spec, cfg), 100)
     assert 0.45 <= np.mean(shares) <= 0.55
     assert min(shares) >= 0.40 and max(shares) <= 0.60
-    natural = _shares(train_dataset(files["train"], spec, cfg.replace(mix="natural")), 20)
+    natural = _shares(_batches(path, files, spec, cfg.replace(mix="natural")), 20)
     assert np.mean(natural) < 0.25  # the logged mix: promotions outnumber ads
     ratio = cfg.replace(source_shares=(("promotions", 0.7), ("ads", 0.3)))
-    assert 0.25 <= np.mean(_shares(train_dataset(files["train"], spec, ratio), 50)) <= 0.35
+    assert 0.25 <= np.mean(_shares(_batches(path, files, spec, ratio), 50)) <= 0.35
+    temperature = _shares(_batches(path, files, spec, cfg.replace(source_alpha=1.0)), 50)
+    counts = source_counts(files["train"])
+    assert abs(np.mean(temperature) - counts["ads"] / sum(counts.values())) < 0.03  # alpha 1 = natural shares
+
+
+def test_memory_batches_pass_over_every_row_once_per_pass(transformed):
+    tft_out, files, graph_dir = transformed
+    spec = tft_out.transformed_feature_spec()
+    examples, counts = load_examples(files["train"], spec)
+    assert counts == source_counts(files["train"]) and len(examples) == sum(counts.values())
+    cfg = preset("promotions_baseline", batch_size=100)
+    batches = examples.index_batches(cfg, 100)
+    n = counts["promotions"] // 100 * 100
+    rows = np.concatenate([next(batches) for _ in range(n // 100)])
+    promotions = np.flatnonzero(examples.arrays["source"] == SOURCES.index("promotions"))
+    assert len(np.unique(rows)) == n and np.isin(rows, promotions).all()  # no repeat within a pass
+    assert not np.array_equal(rows, np.sort(rows))  # shuffled
+
+
+@pytest.mark.parametrize("path", ["files", "memory"])
+def test_batches_are_reproducible_for_a_seed(transformed, path):
+    tft_out, files, graph_dir = transformed
+    spec = tft_out.transformed_feature_spec()
+    cfg = preset("unified", batch_size=256, shuffle_buffer=2000)
+
+    def first(c):
+        return [b["podcast_id"].numpy().tolist() for b in _batches(path, files, spec, c).take(3)]
+
+    assert first(cfg) == first(cfg)
+    assert first(cfg) != first(cfg.replace(seed=1))
+
+
+@pytest.mark.parametrize("path", ["files", "memory"])
+def test_ads_only_presets_see_only_ads(transformed, path):
+    tft_out, files, graph_dir = transformed
+    spec = tft_out.transformed_feature_spec()
+    shares = _shares(_batches(path, files, spec, preset("ads_only", batch_size=256)), 5)
+    assert shares == [1.0] * 5
+
+
+@pytest.mark.parametrize("limit", [0, 10**9])
+def test_the_trainer_holds_a_small_split_in_memory_and_streams_a_large_one(transformed, limit, capsys):
+    tft_out, files, graph_dir = transformed
+    cfg = preset("unified", **FAST).replace(memory_max_examples=limit)
+    model = train(cfg, tft_out, files["train"], files["eval"], verbose=True)
+    assert ("training split in memory" in capsys.readouterr().out) == bool(limit)
+    assert np.isfinite(model.history.history["loss"]).all() and model.selected["step"] > 0
 
 
 def test_source_filter_before_parsing_keeps_the_same_records_in_order(transformed):
@@ -53,25 +115,6 @@ def test_source_filter_before_parsing_keeps_the_same_records_in_order(transforme
     for _ in read_examples(files["train"], spec, counter, sources=["ads"]).batch(100_000):
         pass
     assert int(counter.numpy()) == ads.size  # every record read, the majority dropped before parsing
-
-
-def test_batches_are_reproducible_for_a_seed(transformed):
-    tft_out, files, graph_dir = transformed
-    spec = tft_out.transformed_feature_spec()
-    cfg = preset("unified", batch_size=256, shuffle_buffer=2000)
-
-    def first(c):
-        return [b["podcast_id"].numpy().tolist() for b in train_dataset(files["train"], spec, c).take(3)]
-
-    assert first(cfg) == first(cfg)
-    assert first(cfg) != first(cfg.replace(seed=1))
-
-
-def test_ads_only_presets_see_only_ads(transformed):
-    tft_out, files, graph_dir = transformed
-    spec = tft_out.transformed_feature_spec()
-    shares = _shares(train_dataset(files["train"], spec, preset("ads_only", batch_size=256)), 5)
-    assert shares == [1.0] * 5
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
