@@ -4,7 +4,9 @@
 
 Prints examples/second of (a) the input pipeline alone, (b) training (forward, backward,
 update) fed by it, their ratio, and the read amplification of balanced sampling: records read
-from the files per example served, with the minority (ads) stream cached and without.
+from the files per example served, with the minority (ads) stream cached and without; each for
+the file path and for the split held in memory (`MemoryExamples`, what the Trainer uses for a split
+of at most `memory_max_examples`), with the seconds of the first training step (tracing).
 Run `make run` first so that ROOT holds a Transform output.
 """
 import argparse
@@ -23,7 +25,7 @@ from models.config import preset  # noqa: E402
 from pipeline.configs import DEFAULT_ROOT  # noqa: E402
 from models.model import build_model, dummy_features  # noqa: E402
 from models.preprocessing import cardinalities  # noqa: E402
-from models.sampling import train_dataset  # noqa: E402
+from models.sampling import load_examples, train_dataset  # noqa: E402
 
 
 def latest(root, output):
@@ -34,9 +36,9 @@ def latest(root, output):
     return dirs[-1]
 
 
-def input_rate(files, spec, cfg, steps, warmup=20):
+def input_rate(files, spec, cfg, steps, warmup=20, examples=None):
     counter = tf.Variable(0, dtype=tf.int64)
-    it = iter(train_dataset(files, spec, cfg, counter=counter))
+    it = iter(train_dataset(files, spec, cfg, counter=counter, examples=examples))
     for _ in range(warmup):
         next(it)
     t0 = time.perf_counter()
@@ -47,14 +49,20 @@ def input_rate(files, spec, cfg, steps, warmup=20):
     return steps * cfg.batch_size / took, int(counter.numpy()) / served
 
 
-def train_rate(files, spec, cfg, tft_out, steps, warmup=20):
+def train_rate(files, spec, cfg, tft_out, steps, warmup=20, examples=None):
+    """(examples/s of `steps` steps, seconds of the first step)."""
     model = build_model(cfg, cardinalities(tft_out), cfg.tasks())
     model(dummy_features(), training=False)
-    ds = train_dataset(files, spec, cfg)
+    model.optimizer.build(model.trainable_variables)  # as models/trainer.py does
+    ds = train_dataset(files, spec, cfg, examples=examples)
+    t0 = time.perf_counter()
+    model.fit(ds, steps_per_epoch=1, epochs=1, verbose=0)
+    first = time.perf_counter() - t0
     model.fit(ds, steps_per_epoch=warmup, epochs=1, verbose=0)
     t0 = time.perf_counter()
     model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)
-    return steps * cfg.batch_size / (time.perf_counter() - t0)
+    tf.keras.backend.clear_session()
+    return steps * cfg.batch_size / (time.perf_counter() - t0), first
 
 
 def main():
@@ -69,15 +77,22 @@ def main():
     spec = tft_out.transformed_feature_spec()
     cfg = preset(args.preset, batch_size=args.batch_size)
     print(f"preset {args.preset}, batch {cfg.batch_size}, {args.steps} timed steps, {os.cpu_count()} CPUs", flush=True)
-    in_eps, amp = input_rate(files, spec, cfg, args.steps)
-    print(f"input pipeline alone: {in_eps:,.0f} examples/s; records read per example served: {amp:.2f}", flush=True)
-    if cfg.cache_sources:
-        _, amp_nc = input_rate(files, spec, cfg.replace(cache_sources=()), args.steps)
-        print(f"  same without caching the ads stream: {amp_nc:.2f} records read per example served", flush=True)
-    tr_eps = train_rate(files, spec, cfg, tft_out, args.steps)
-    print(f"training: {tr_eps:,.0f} examples/s ({tr_eps / cfg.batch_size:.1f} steps/s)")
-    print(f"training / input ratio: {tr_eps / in_eps:.2f} (1.0 = input-bound)")
-
+    t0 = time.perf_counter()
+    examples, _ = load_examples(files, spec)
+    print(f"train split read into memory: {len(examples):,} examples in {time.perf_counter() - t0:.1f} s, "
+          f"{sum(a.nbytes for a in examples.arrays.values()) / 2**20:,.0f} MiB", flush=True)
+    for path, ex in (("files", None), ("memory", examples)):
+        in_eps, amp = input_rate(files, spec, cfg, args.steps, examples=ex)
+        print(f"[{path}] input pipeline alone: {in_eps:,.0f} examples/s" +
+              (f"; records read per example served: {amp:.2f}" if ex is None else ""), flush=True)
+        if ex is None and cfg.cache_sources:
+            _, amp_nc = input_rate(files, spec, cfg.replace(cache_sources=()), args.steps)
+            print(f"  same without caching the ads stream: {amp_nc:.2f} records read per example served", flush=True)
+        tr_eps, first = train_rate(files, spec, cfg, tft_out, args.steps, examples=ex)
+        print(f"[{path}] training: {tr_eps:,.0f} examples/s ({tr_eps / cfg.batch_size:.1f} steps/s); "
+              f"first step (tracing) {first:.1f} s; training / input ratio {tr_eps / in_eps:.2f} (1.0 = input-bound)",
+              flush=True)
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 if __name__ == "__main__":
     main()
