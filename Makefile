@@ -9,7 +9,7 @@ PY310 ?= $(shell for c in python3.10 $$(ls -d $$(pyenv root 2>/dev/null)/version
 export TF_USE_LEGACY_KERAS := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: setup setup-kfp test test-fast lint-imports run ablate bench clean
+.PHONY: setup setup-kfp test test-fast lint lint-imports run ablate bench clean
 
 setup:
 	@test -n "$(PY310)" || { echo "error: Python 3.10 not found (neither python3.10 on PATH nor \$$(pyenv root)/versions/3.10.*)" >&2; exit 2; }
@@ -32,8 +32,12 @@ setup-kfp: setup
 # Two pytest-xdist workers, a module a unit of work, the modules of the shared DAG run one unit
 # (tests/conftest.py: pytest_xdist_make_scheduler). TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= 2
-test: lint-imports
+test: lint
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --durations=15 tests components
+
+# ruff (ruff.toml) and the import-layer contract (.importlinter)
+lint: lint-imports
+	$(VENV)/bin/ruff check .
 
 lint-imports:
 	$(VENV)/bin/lint-imports --no-cache

@@ -1,7 +1,7 @@
 """podcast-mtl: a TFX pipeline for one multi-task model over podcast ads and promotions."""
 from setuptools import find_packages, setup
 
-PACKAGES = ["core", "schemas", "datagen", "components", "models", "evaluation", "study", "pipeline"]
+PACKAGES = ["core", "schemas", "datagen", "components", "models", "evaluation", "study", "pipeline", "cli"]
 
 setup(
     name="podcast-mtl",
@@ -26,6 +26,7 @@ setup(
     ],
     # kfp: the Vertex / Kubeflow v2 compiler; its pins (constraints-kfp.txt) need an overlay venv
     # because kfp 2.5 requires urllib3<2 (see constraints-kfp.txt and `make setup-kfp`)
-    extras_require={"dev": ["pytest", "pytest-xdist", "import-linter"], "kfp": ["kfp==2.5.0", "kfp-pipeline-spec==0.2.2"]},
-    entry_points={"console_scripts": ["podcast-mtl=pipeline.cli:main"]},
+    extras_require={"dev": ["pytest", "pytest-xdist", "import-linter", "ruff"],
+                    "kfp": ["kfp==2.5.0", "kfp-pipeline-spec==0.2.2"]},
+    entry_points={"console_scripts": ["podcast-mtl=cli:main"]},
 )

@@ -9,10 +9,10 @@ import resource
 import sys
 import time
 
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import core.env  # noqa: F401,E402  (the Keras switch, before TensorFlow loads)
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor  # noqa: E402
 from tfx.types import standard_artifacts  # noqa: E402
 

@@ -23,10 +23,10 @@ import resource
 import sys
 import time
 
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import core.env  # noqa: F401,E402  (the Keras switch, before TensorFlow loads)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -38,6 +38,7 @@ from models.config import preset  # noqa: E402
 from models.model import CATEGORICAL_INPUTS, LIST_INPUTS, NUMERIC_INPUTS, build_model, dummy_features  # noqa: E402
 from models.preprocessing import PODCAST_VOCAB, cardinalities  # noqa: E402
 from pipeline.configs import DEFAULT_ROOT  # noqa: E402
+from pipeline.run_root import Node, RunRoot  # noqa: E402
 
 
 def cpu() -> float:
@@ -46,10 +47,10 @@ def cpu() -> float:
 
 
 def latest(root, component, output):
-    dirs = sorted(glob.glob(os.path.join(root, "pipeline", component, output, "*")), key=lambda p: int(os.path.basename(p)))
-    if not dirs:
-        sys.exit(f"no {component}/{output} under {root}: run `podcast-mtl run --root {root}` first")
-    return dirs[-1]
+    try:
+        return RunRoot(root).artifact(component, output)
+    except LookupError as e:
+        sys.exit(str(e))
 
 
 # ---------------------------------------------------------------- the plain Keras model
@@ -113,8 +114,8 @@ def training_ratio(root, cfg, steps, warmup=20):
 
     from models.sampling import train_dataset
 
-    tft_out = tft.TFTransformOutput(latest(root, "Transform", "transform_graph"))
-    files = os.path.join(latest(root, "Transform", "transformed_examples"), "Split-train", "*.gz")
+    tft_out = tft.TFTransformOutput(latest(root, Node.TRANSFORM, "transform_graph"))
+    files = os.path.join(latest(root, Node.TRANSFORM, "transformed_examples"), "Split-train", "*.gz")
     tasks, sizes = cfg.tasks(), cardinalities(tft_out)
     n = steps + warmup
     data = train_dataset(files, tft_out.transformed_feature_spec(), cfg).take(n).cache()

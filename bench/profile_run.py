@@ -22,8 +22,8 @@ import resource
 import sys
 import time
 
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import core.env  # noqa: F401,E402  (the Keras switch, before TensorFlow loads)
 
 _RUNNING = re.compile(r"Component (\S+) is running\.")
 _FINISHED = re.compile(r"Component (\S+) is finished\.")
@@ -73,16 +73,16 @@ def main():
                    help="after --: more `podcast-mtl run` options (e.g. -- --tune-trials 0)")
     args = p.parse_args()
 
-    from pipeline.configs import PipelineConfig
+    from cli import build_parser
+    from cli.common import pipeline_config
     from pipeline.local_runner import run_pipeline
-    from pipeline.cli import build_parser
 
     cli = ["run", "--data", args.data, "--root", args.root] + [f"--beam-arg={a}" for a in args.beam_arg]
     if args.train_steps:
         cli += ["--train-steps", str(args.train_steps)]
     cli += [a for a in args.run_args if a != "--"]
     ns = build_parser().parse_args(cli)
-    config = PipelineConfig.from_args(ns, data=args.data, root=args.root)
+    config = pipeline_config(ns, args.root)
     if args.profile:
         os.makedirs(args.profile, exist_ok=True)
     clock = ComponentClock(args.profile)

@@ -46,7 +46,7 @@ def main():
         logs, root = os.path.join(args.out, f"logs-{n}"), os.path.join(args.out, f"run-{n}")
         scale = n / 504_000
         if not os.path.isdir(logs):
-            subprocess.run([sys.executable, "-m", "pipeline.cli", "generate", "--out", logs,
+            subprocess.run([sys.executable, "-m", "cli", "generate", "--out", logs,
                             "--impressions-per-day", str(n // DAYS), "--users", str(max(2000, int(20000 * scale))),
                             "--podcasts", str(max(300, int(3000 * scale)))], check=True, env=env, cwd=REPO)
         if not os.path.exists(os.path.join(root, "profile.json")):

@@ -17,20 +17,17 @@ import resource
 import sys
 import time
 
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import core.env  # noqa: F401,E402  (the Keras switch, before TensorFlow loads)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from models.export import SERVING_DEFAULT  # noqa: E402
+from core.versions import newest_version  # noqa: E402
 from pipeline.configs import DEFAULT_ROOT  # noqa: E402
-
-
-def newest(pattern):
-    paths = sorted(glob.glob(pattern), key=lambda p: int(os.path.basename(p)) if os.path.basename(p).isdigit() else -1)
-    return paths[-1] if paths else None
+from pipeline.run_root import Node, RunRoot  # noqa: E402
 
 
 def cpu() -> float:
@@ -46,8 +43,9 @@ def main():
     p.add_argument("--batches", type=int, default=20, help="timed batches per batch size")
     args = p.parse_args()
 
-    model_dir = args.model or newest(os.path.join(args.root, "serving", "*"))
-    examples = newest(os.path.join(args.root, "pipeline", "TemporalExampleGen", "examples", "*"))
+    root = RunRoot(args.root)
+    model_dir = args.model or newest_version(root.serving)
+    examples = root.newest_artifact(Node.EXAMPLE_GEN, "examples")
     if not model_dir or not examples:
         sys.exit(f"no pushed model or examples under {args.root}: run `podcast-mtl run --root {args.root}` first")
     need = max(args.calls, 1024 * 2) + 100

@@ -10,30 +10,29 @@ of at most `memory_max_examples`), with the seconds of the first training step (
 Run `make run` first so that ROOT holds a Transform output.
 """
 import argparse
-import glob
 import os
 import sys
 import time
 
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import core.env  # noqa: F401,E402  (the Keras switch, before TensorFlow loads)
 import tensorflow as tf  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
 
 from models.config import preset  # noqa: E402
 from pipeline.configs import DEFAULT_ROOT  # noqa: E402
+from pipeline.run_root import Node, RunRoot  # noqa: E402
 from models.model import build_model, dummy_features  # noqa: E402
 from models.preprocessing import cardinalities  # noqa: E402
 from models.sampling import load_examples, train_dataset  # noqa: E402
 
 
 def latest(root, output):
-    dirs = sorted(glob.glob(os.path.join(root, "pipeline", "Transform", output, "*")),
-                  key=lambda p: int(os.path.basename(p)))
-    if not dirs:
-        sys.exit(f"no Transform output under {root}: run `make run` (or podcast-mtl run --root {root}) first")
-    return dirs[-1]
+    try:
+        return RunRoot(root).artifact(Node.TRANSFORM, output)
+    except LookupError as e:
+        sys.exit(str(e))
 
 
 def input_rate(files, spec, cfg, steps, warmup=20, examples=None):

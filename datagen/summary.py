@@ -30,7 +30,7 @@ def summarize(df: pd.DataFrame, world=None) -> Dict:
         "rows_per_source": rows,
         "promotions_per_ad": float(rows["promotions"] / rows["ads"]) if rows["ads"] else float("inf"),
         "rows_per_day": {day_name(d): int(n) for d, n in sorted(pd.Series(days).value_counts().items())},
-        "label_rates": {s: {l: float(df.loc[df["source"] == s, l].mean()) for l in LABELS} for s in SOURCES},
+        "label_rates": {s: {label: float(df.loc[df["source"] == s, label].mean()) for label in LABELS} for s in SOURCES},
         "last_days": LAST_DAYS,
         "cold_start_share_last_days": float(cold[last].mean()),
         "cold_start_share_last_days_per_source": {s: float(cold[last & (df["source"] == s)].mean()) for s in SOURCES},
@@ -71,9 +71,9 @@ def format_summary(s: Dict) -> str:
     lines = [f"rows: {s['rows']:,}  " + "  ".join(f"{k}: {v:,}" for k, v in s["rows_per_source"].items())
              + (f"  (promotions per ad: {s['promotions_per_ad']:.1f})" if "promotions_per_ad" in s else "")]
     lines.append("rows per day: " + ", ".join(f"{d[5:]}={n}" for d, n in s["rows_per_day"].items()))
-    lines.append(f"{'label rate':<12}" + "".join(f"{l:>9}" for l in LABELS))
+    lines.append(f"{'label rate':<12}" + "".join(f"{label:>9}" for label in LABELS))
     for src, rates in s["label_rates"].items():
-        lines.append(f"{src:<12}" + "".join(f"{rates[l]:>9.4f}" for l in LABELS))
+        lines.append(f"{src:<12}" + "".join(f"{rates[label]:>9.4f}" for label in LABELS))
     per_source = s.get("cold_start_share_last_days_per_source", {})
     lines.append(f"last {s['last_days']} days: share of impressions on podcasts with < {COLD_START_PRIOR} "
                  f"earlier impressions: {s['cold_start_share_last_days']:.2%}"

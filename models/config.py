@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 from typing import Dict, Optional, Tuple
 
@@ -10,8 +11,23 @@ from core.tasks import TASKS, Task
 
 MODEL_CONFIG_KEY = "model_config"  # the Trainer's custom_config key holding ModelConfig.to_json()
 TUNING_KEY = "tuning"  # the Tuner's custom_config key holding TuningConfig.to_json()
-BALANCED = "balanced"
-NATURAL = "natural"
+
+
+class Mix(str, enum.Enum):
+    """How a training batch mixes the sources."""
+    BALANCED = "balanced"  # one stream per source, shares from `source_alpha` / `source_shares`
+    NATURAL = "natural"  # the logged mix
+
+
+class Strategy(str, enum.Enum):
+    """The `tf.distribute` strategy of training (models/trainer.py)."""
+    DEFAULT = "default"
+    MIRRORED = "mirrored"
+    MULTI_WORKER = "multi_worker"  # reads TF_CONFIG
+
+
+BALANCED = Mix.BALANCED
+NATURAL = Mix.NATURAL
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,7 +36,7 @@ class ModelConfig:
     heads: Tuple[str, ...] = tuple(t.name for t in TASKS)  # subset of the task table, in its order
     train_sources: Tuple[str, ...] = SOURCES
     use_mask: bool = True  # False: every head is trained by every training source
-    mix: str = BALANCED  # BALANCED (one stream per source, shares below) or NATURAL (the logged mix)
+    mix: Mix = Mix.BALANCED  # BALANCED (one stream per source, shares below) or NATURAL (the logged mix)
     # BALANCED shares: each source's share of a batch is proportional to n_source ** source_alpha
     # (temperature sampling over the training split's counts): 0 = equal shares (the seed's 50/50),
     # 1 = the natural mix. Explicit `source_shares` override it.
@@ -51,19 +67,22 @@ class ModelConfig:
     # MemoryExamples); a larger one streams from the files. 0 = always from the files
     memory_max_examples: int = 2_000_000
     seed: int = 0
-    # tf.distribute: "default" | "mirrored" | "multi_worker" (reads TF_CONFIG)
-    strategy: str = "default"
+    strategy: Strategy = Strategy.DEFAULT  # tf.distribute
+
     # warm start from the newest pushed model under this folder (the serving folder); "" = cold start
     warm_start_dir: str = ""
 
     def __post_init__(self):
-        if self.mix not in (BALANCED, NATURAL):
-            raise ValueError(f"mix must be {BALANCED!r} or {NATURAL!r}, got {self.mix!r}")
+        # the enums from their JSON form (plain strings); a str enum compares equal to its value
+        for name, kind in (("mix", Mix), ("strategy", Strategy)):
+            value = getattr(self, name)
+            try:
+                object.__setattr__(self, name, kind(value))
+            except ValueError:
+                raise ValueError(f"{name} must be one of {[k.value for k in kind]}, got {value!r}") from None
         unknown = set(self.train_sources) - set(SOURCES)
         if unknown or not self.train_sources:
             raise ValueError(f"train_sources must be a non-empty subset of {SOURCES}, got {self.train_sources}")
-        if self.strategy not in ("default", "mirrored", "multi_worker"):
-            raise ValueError(f"unknown strategy {self.strategy!r}")
         if not self.heads:
             raise ValueError("a model needs at least one head")
         if not 0.0 <= self.source_alpha <= 1.0:

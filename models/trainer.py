@@ -11,7 +11,7 @@ from typing import Dict, List, Optional, Sequence
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from models.config import MODEL_CONFIG_KEY, ModelConfig
+from models.config import MODEL_CONFIG_KEY, ModelConfig, Strategy
 from models.evaluate import score_dataset, stream_ap_by_source
 from models import warm_start
 from models.export import export
@@ -24,11 +24,11 @@ from core.tasks import TASKS, Task
 MONITOR = "val_stream_ap"
 
 
-def make_strategy(name: str) -> tf.distribute.Strategy:
-    if name == "mirrored":  # every GPU; on a CPU-only host, every logical CPU device
+def make_strategy(name: Strategy) -> tf.distribute.Strategy:
+    if name == Strategy.MIRRORED:  # every GPU; on a CPU-only host, every logical CPU device
         devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
         return tf.distribute.MirroredStrategy(devices=[d.name for d in devices])
-    if name == "multi_worker":  # cluster from TF_CONFIG, as on Vertex / Kubeflow training jobs
+    if name == Strategy.MULTI_WORKER:  # cluster from TF_CONFIG, as on Vertex / Kubeflow training jobs
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
 
@@ -112,7 +112,7 @@ def train(cfg: ModelConfig, tf_transform_output, train_files, eval_files, log_di
         # Adam's slots made now, not inside the first step: a tf.function that creates variables
         # is traced twice, and tracing the training step is most of a short training's cost
         model.optimizer.build(model.trainable_variables)
-    if examples is None and cfg.memory_max_examples and cfg.strategy != "multi_worker":  # workers shard files
+    if examples is None and cfg.memory_max_examples and cfg.strategy != Strategy.MULTI_WORKER:  # workers shard files
         counts = counts or source_counts(train_files)
         if sum(counts.values()) <= cfg.memory_max_examples:
             t0 = time.time()

@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from core.fields import SOURCES
 from core.tasks import TASKS, Task
-from models.config import TUNING_KEY, ModelConfig, TuningConfig, preset
+from models.config import BALANCED, TUNING_KEY, ModelConfig, TuningConfig, preset
 from models.sampling import MemoryExamples, eval_dataset, load_examples
 from models.selection import relative_ap, tuning_score
 
@@ -34,7 +34,7 @@ OBJECTIVE = "score"
 
 def search_space(cfg: ModelConfig) -> keras_tuner.HyperParameters:
     hp = keras_tuner.HyperParameters()
-    if set(cfg.train_sources) == set(SOURCES) and cfg.mix == "balanced" and cfg.source_shares is None:
+    if set(cfg.train_sources) == set(SOURCES) and cfg.mix == BALANCED and cfg.source_shares is None:
         hp.Float("source_alpha", 0.0, 1.0, step=0.25, default=cfg.source_alpha)
     hp.Choice("learning_rate", sorted({3e-4, 1e-3, 3e-3, cfg.learning_rate}), default=cfg.learning_rate)
     hp.Choice("embedding_dim", sorted({8, 16, 32, cfg.embedding_dim}), default=cfg.embedding_dim)

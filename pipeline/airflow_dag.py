@@ -20,7 +20,7 @@ import datetime
 import os
 from typing import Mapping, Optional
 
-import pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+import core.env  # noqa: F401  (the Keras switch, before TensorFlow loads)
 from core.split import TemporalSplit
 from pipeline.configs import PipelineConfig
 from pipeline.metadata import metadata_from_env

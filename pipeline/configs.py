@@ -1,18 +1,18 @@
 """One config object for the pipeline: where data and outputs live, the split, the model, the gate.
 
 Every default lives here (or in the dataclass it refers to: `TemporalSplit`, `ModelConfig`,
-`GeneratorConfig`); the CLI reads its defaults from these classes and builds a config with
-`PipelineConfig.from_args`.
+`GeneratorConfig`); the CLI reads its defaults from these classes and builds a config with their
+plain constructors (`cli/common.py`).
 """
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Dict, Optional, Tuple
 
 from core.fields import ADS, PROMOTIONS
 from core.split import SPLITS, TemporalSplit
 from models.config import ModelConfig, TuningConfig, preset
+from pipeline.run_root import RunRoot
 from schemas import SCHEMA_FILE
 
 DEFAULT_ROOT = "runs/default"
@@ -55,16 +55,20 @@ class PipelineConfig:
     bulk_inference: bool = False  # TFX BulkInferrer on the test split with the blessed model (`--bulk-inference`)
 
     @property
+    def run_root(self) -> RunRoot:
+        return RunRoot(self.root, serving_dir=self.serving_dir, metadata_path=self.metadata_path)
+
+    @property
     def pipeline_root(self) -> str:
-        return os.path.join(self.root, "pipeline")
+        return self.run_root.pipeline
 
     @property
     def serving(self) -> str:
-        return self.serving_dir or os.path.join(self.root, "serving")
+        return self.run_root.serving
 
     @property
     def metadata(self) -> str:
-        return self.metadata_path or os.path.join(self.root, "metadata.sqlite")
+        return self.run_root.metadata
 
     @property
     def floors(self) -> Dict[str, float]:
@@ -85,38 +89,6 @@ class PipelineConfig:
 
     def with_preset(self, name: str, **model_overrides) -> "PipelineConfig":
         return self.replace(preset_name=name, model=preset(name, **model_overrides))
-
-    @classmethod
-    def from_args(cls, args, data: str, root: str) -> "PipelineConfig":
-        """The config of `podcast-mtl run` / `ablate` / `schedule` from their parsed arguments.
-
-        `data` and `root` are resolved by the caller (the default logs are generated under the root)."""
-        split = TemporalSplit(test_days=args.test_days, eval_days=args.eval_days,
-                              window_days=getattr(args, "window_days", 0) or 0, end_day=getattr(args, "end_day", None))
-        floors = dict(DEFAULT_AP_FLOORS)
-        floors.update(dict(getattr(args, "ap_floor", None) or ()))
-        tuning = TuningConfig()
-        if getattr(args, "tune_trials", None) is not None:
-            tuning = dataclasses.replace(tuning, trials=args.tune_trials)
-        if getattr(args, "tune_steps", None):
-            tuning = dataclasses.replace(tuning, steps=args.tune_steps)
-        config = cls(data=data, root=root, split=split, ap_floor=tuple(floors.items()),
-                     beam_args=tuple(getattr(args, "beam_arg", None) or ()),
-                     serving_dir=getattr(args, "serving_dir", None), tuning=dataclasses.replace(tuning, seed=args.seed),
-                     baseline_model=getattr(args, "baseline_model", None),
-                     ap_tolerance=_given(args, "ap_tolerance", default(cls, "ap_tolerance")),
-                     max_rejected_rows=_given(args, "max_rejected_rows", default(cls, "max_rejected_rows")),
-                     bulk_inference=bool(getattr(args, "bulk_inference", False)))
-        overrides = {"seed": args.seed}
-        if getattr(args, "train_steps", None):
-            overrides["train_steps"] = args.train_steps
-        return config.with_preset(getattr(args, "preset", None) or DEFAULT_PRESET, **overrides)
-
-
-def _given(args, name: str, fallback):
-    """An argument's value when the command has it and it was given (0 included), else `fallback`."""
-    value = getattr(args, name, None)
-    return fallback if value is None else value
 
 
 def default(cls, field: str):

@@ -32,6 +32,7 @@ from core.versions import newest_version
 from core.tasks import TASKS, stream_head
 from pipeline.configs import PipelineConfig
 from pipeline.pipeline import create_data_pipeline, create_pipeline
+from pipeline.run_root import MODEL_SERVING_DIR, Node, RunRoot
 from pipeline.run_summary import cancel_interrupted, summarize_run
 
 _RUNNING = re.compile(r"Component (\S+) is running\.")
@@ -63,8 +64,9 @@ def log_to_file(root: str) -> str:
     """Sends every log line (absl, TFX, Beam, TensorFlow) to a new file under `<root>/logs/`."""
     from absl import logging as absl_logging
 
-    os.makedirs(os.path.join(root, "logs"), exist_ok=True)
-    path = os.path.join(root, "logs", time.strftime("run-%Y%m%d-%H%M%S.log"))
+    logs = RunRoot(root).logs
+    os.makedirs(logs, exist_ok=True)
+    path = os.path.join(logs, time.strftime("run-%Y%m%d-%H%M%S.log"))
     absl_logging.set_verbosity(absl_logging.INFO)
     root_logger = logging.getLogger()
     for h in list(root_logger.handlers):  # absl's stderr handler would print every INFO line
@@ -94,7 +96,6 @@ def run_pipeline(config: PipelineConfig, quiet: bool = False) -> Dict:
     return run_dag(config, create_pipeline(config, metadata_connection(config)), quiet=quiet)
 
 
-SERVING_SUBDIR = "Format-Serving"  # where a Model artifact keeps its SavedModel (TFX's layout)
 
 
 def latest_pushed(serving_dir: str) -> Optional[str]:
@@ -105,18 +106,18 @@ def latest_pushed(serving_dir: str) -> Optional[str]:
 def as_model_artifact(model_dir: str, root: str) -> str:
     """A folder the Evaluator reads as a Model artifact: `model_dir` itself when it holds
     Format-Serving/, else a copy of the SavedModel `model_dir` staged under <root>/baselines/."""
-    if os.path.isdir(os.path.join(model_dir, SERVING_SUBDIR)):
+    if os.path.isdir(os.path.join(model_dir, MODEL_SERVING_DIR)):
         return os.path.abspath(model_dir)
     if not os.path.exists(os.path.join(model_dir, "saved_model.pb")):
         raise ValueError(f"baseline model {model_dir}: neither a SavedModel (no saved_model.pb) nor a Model "
-                         f"artifact folder (no {SERVING_SUBDIR}/)")
+                         f"artifact folder (no {MODEL_SERVING_DIR}/)")
     stamp = hashlib.sha1(f"{os.path.abspath(model_dir)}:{os.path.getmtime(os.path.join(model_dir, 'saved_model.pb'))}"
                          .encode()).hexdigest()[:12]
     staged = os.path.abspath(os.path.join(root, "baselines", f"{os.path.basename(model_dir.rstrip('/'))}-{stamp}"))
-    if not os.path.isdir(os.path.join(staged, SERVING_SUBDIR)):
+    if not os.path.isdir(os.path.join(staged, MODEL_SERVING_DIR)):
         tmp = staged + ".tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(model_dir, os.path.join(tmp, SERVING_SUBDIR))
+        shutil.copytree(model_dir, os.path.join(tmp, MODEL_SERVING_DIR))
         os.replace(tmp, staged)
     return staged
 
@@ -138,7 +139,7 @@ def run_data_pipeline(config: PipelineConfig, quiet: bool = False) -> Dict:
     summary = run_dag(config, create_data_pipeline(config, metadata_connection(config)), quiet=quiet)
     if summary["failed"]:
         raise PipelineFailed(summary["not_pushed_reason"])
-    transform = summary["artifacts"]["Transform"]
+    transform = summary["artifacts"][Node.TRANSFORM]
     return {"graph": transform["TransformGraph"],
             "files": {s: os.path.join(transform["Examples"], f"Split-{s}", "*.gz") for s in config.splits}}
 
@@ -147,14 +148,10 @@ class RootBusy(RuntimeError):
     """Another run holds the root's lock."""
 
 
-LOCK_FILE = ".lock"
-SUMMARY_FILE = "summary.json"
-
-
 def lock_root(root: str):
     """Takes the root's exclusive lock without waiting; returns the open lock file (keep it open for
     the whole run). Raises RootBusy naming the holder when another run has it."""
-    path = os.path.join(root, LOCK_FILE)
+    path = RunRoot(root).lock
     f = open(path, "a+")
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -173,7 +170,7 @@ def lock_root(root: str):
 
 def write_summary(root: str, summary: Dict) -> None:
     """Writes `<root>/summary.json` atomically: a reader sees the old or the new file, never half."""
-    path = os.path.join(root, SUMMARY_FILE)
+    path = RunRoot(root).summary
     tmp = f"{path}.tmp-{os.getpid()}"
     with open(tmp, "w") as f:
         json.dump(summary, f, indent=1)

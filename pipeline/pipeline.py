@@ -25,6 +25,7 @@ from components.validation_gate import ValidationGate
 from evaluation.eval_config import make_eval_config
 from models.config import MODEL_CONFIG_KEY, TUNING_KEY, preset
 from pipeline.configs import BASELINE_PRESET, PipelineConfig
+from pipeline.run_root import Node
 
 # Every row is read. Top values and unique counts come from sketches in C++ (Misra-Gries with 1,024
 # counters, exact for every feature with fewer distinct values, as all features with a domain have;
@@ -33,10 +34,7 @@ from pipeline.configs import BASELINE_PRESET, PipelineConfig
 STATS_OPTIONS = tfdv.StatsOptions(use_sketch_based_topk_uniques=True)
 
 
-EXAMPLE_GEN_ID = "TemporalExampleGen"
-
-
-def day_spans(example_gen_id: str = EXAMPLE_GEN_ID, window_days: int = 0):
+def day_spans(example_gen_id: str = Node.EXAMPLE_GEN, window_days: int = 0):
     """The newest version of each of the latest `window_days` (0: all) day spans of the ExampleGen
     node `example_gen_id` in this pipeline, over all its runs: a plain channel (pipeline and node
     contexts, no pipeline-run context) through TFX's canned `rolling_range` resolver function. Only
@@ -57,7 +55,7 @@ def example_components(config: PipelineConfig):
         return [example_gen], example_gen.outputs["examples"]
     if config.split.end_day:
         raise ValueError("daily spans: end_day is not supported (the window is the latest spans ingested)")
-    example_gen = TemporalExampleGen(input_base=config.data, daily=True).with_id(EXAMPLE_GEN_ID)
+    example_gen = TemporalExampleGen(input_base=config.data, daily=True).with_id(Node.EXAMPLE_GEN)
     window = TemporalWindow(days=day_spans(example_gen.id, config.split.window_days), split=config.split)
     window.add_upstream_node(example_gen)  # the resolver's channel is not an output channel of this run
     return [example_gen, window], window.outputs["examples"]
@@ -124,7 +122,7 @@ def model_selection_components(config: PipelineConfig, transform) -> list:
         return [tfx.dsl.Resolver(
             strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
             hyperparameters=tfx.dsl.Channel(type=tfx.types.standard_artifacts.HyperParameters),
-        ).with_id("latest_hyperparameters_resolver")]
+        ).with_id(Node.HYPERPARAMETERS_RESOLVER)]
     return []
 
 
@@ -134,9 +132,9 @@ def baseline_components(config: PipelineConfig, transform) -> list:
     `promotions_baseline` model trained in the same run on the same data."""
     if config.baseline_model:
         return [tfx.dsl.Importer(source_uri=config.baseline_model, artifact_type=tfx.types.standard_artifacts.Model,
-                                 reimport=False).with_id("baseline_importer")]
+                                 reimport=False).with_id(Node.BASELINE_IMPORTER)]
     baseline = preset(BASELINE_PRESET, base=config.model)
-    return [_trainer(config, transform, baseline).with_id("baseline_trainer")]
+    return [_trainer(config, transform, baseline).with_id(Node.BASELINE_TRAINER)]
 
 
 def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> tfx.dsl.Pipeline:

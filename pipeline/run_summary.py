@@ -14,6 +14,7 @@ from core.logs import EXAMPLE_GEN_REPORT
 from core.split import SPLITS
 from evaluation.tfma_metrics import EXACT_AP_NAME
 from core.fields import SOURCES
+from pipeline.run_root import Node
 
 _STATE = {metadata_store_pb2.Execution.COMPLETE: "done", metadata_store_pb2.Execution.CACHED: "cached",
           metadata_store_pb2.Execution.FAILED: "failed", metadata_store_pb2.Execution.RUNNING: "running",
@@ -64,7 +65,8 @@ def executions_since(metadata_path: str, since_ms: int) -> List[Dict]:
         # the node id (e.g. "Trainer", "baseline_trainer"); the execution type for older records
         nodes = [c.name.split(".", 1)[-1] for c in store.get_contexts_by_execution(e.id)
                  if context_types.get(c.type_id) == "node"]
-        rows.append({"id": e.id, "component": nodes[0] if nodes else types[e.type_id].rsplit(".", 1)[-1], "state": _STATE.get(e.last_known_state, "?"),
+        rows.append({"id": e.id, "component": nodes[0] if nodes else types[e.type_id].rsplit(".", 1)[-1],
+                     "state": _STATE.get(e.last_known_state, "?"),
                      "seconds": (e.last_update_time_since_epoch - e.create_time_since_epoch) / 1000.0,
                      "outputs": outputs})
     return rows
@@ -145,8 +147,8 @@ def _model_ap(evaluation_uri: str, model_name: str) -> Dict[str, Dict[str, float
 
 def _baseline(rows: List[Dict], evaluation_uri: str) -> Optional[Dict]:
     """Which model the candidate was compared with, and its AP per source and head."""
-    trained = _latest_output(rows, "Model", "baseline_trainer")
-    imported = _latest_output(rows, "Model", "baseline_importer")
+    trained = _latest_output(rows, "Model", Node.BASELINE_TRAINER)
+    imported = _latest_output(rows, "Model", Node.BASELINE_IMPORTER)
     if not (trained or imported):
         return None
     return {"model": (trained or imported).uri,
@@ -169,12 +171,12 @@ def rows_report(examples_uri: str) -> Dict:
 
 def summarize_run(metadata_path: str, since_ms: int, error: Optional[str] = None) -> Dict:
     rows = executions_since(metadata_path, since_ms)
-    hyperparameters = _latest_output(rows, "HyperParameters", "Tuner")
-    examples = _latest_output(rows, "Examples", "TemporalWindow") or _latest_output(rows, "Examples", "TemporalExampleGen")
-    stats = _latest_output(rows, "ExampleStatistics", "StatisticsGen")
-    evaluation = _latest_output(rows, "ModelEvaluation", "Evaluator")
-    blessing = _latest_output(rows, "ModelBlessing", "Evaluator")
-    pushed = _latest_output(rows, "PushedModel", "Pusher")
+    hyperparameters = _latest_output(rows, "HyperParameters", Node.TUNER)
+    examples = _latest_output(rows, "Examples", Node.WINDOW) or _latest_output(rows, "Examples", Node.EXAMPLE_GEN)
+    stats = _latest_output(rows, "ExampleStatistics", Node.STATISTICS)
+    evaluation = _latest_output(rows, "ModelEvaluation", Node.EVALUATOR)
+    blessing = _latest_output(rows, "ModelBlessing", Node.EVALUATOR)
+    pushed = _latest_output(rows, "PushedModel", Node.PUSHER)
     blessed = bool(blessing and blessing.custom_properties["blessed"].int_value == 1)
     pushed_path = None
     if pushed and pushed.custom_properties["pushed"].int_value == 1:

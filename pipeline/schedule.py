@@ -44,6 +44,7 @@ from core.days import day_index
 from core.logs import PARTITION_PREFIX, partition_days
 from core.tasks import stream_head
 from pipeline.configs import PipelineConfig
+from pipeline.run_root import Node
 from pipeline.spans import IngestFailed, ingest_window, retire_days
 
 LANDING = "landing"
@@ -124,7 +125,7 @@ def run_schedule(config: PipelineConfig, days: int, run: Optional[Callable[[Pipe
             ingested, bad_day = e.ingested, e.day
             summary = {"failed": True, "not_pushed_reason": str(e), "components": []}
         states = {c["component"]: c["state"] for c in summary.get("components", [])}
-        if states.get("TemporalExampleGen") == "done":
+        if states.get(Node.EXAMPLE_GEN) == "done":
             ingested = ingested + [_newest(landing)]
         failed_at = (summary.get("not_pushed_reason") or "") if summary.get("failed") else ""
         stopped_at_gate = "ValidationGate" in failed_at
@@ -156,7 +157,7 @@ def run_schedule(config: PipelineConfig, days: int, run: Optional[Callable[[Pipe
                "warm_start": warm, "train_steps": today_config.model.train_steps,
                "tuned": any(c["component"] == "Tuner" for c in summary.get("components", [])),
                "reused_hyperparameters": today_config.reuse_hyperparameters,
-               "trainer_seconds": sum(c["seconds"] for c in summary.get("components", []) if c["component"] == "Trainer"),
+               "trainer_seconds": sum(c["seconds"] for c in summary.get("components", []) if c["component"] == Node.TRAINER),
                "seconds": round(time.time() - t0, 1)}
         report.append(row)
         with open(report_path, "w") as f:

@@ -20,7 +20,7 @@ from tfx import v1 as tfx
 from core.days import day_index, day_name
 from core.logs import DAY_PATTERN, DAY_SPLIT, partition_days
 from pipeline.configs import PipelineConfig
-from pipeline.pipeline import EXAMPLE_GEN_ID
+from pipeline.run_root import Node
 
 FINGERPRINT = "input_fingerprint"
 LIVE = metadata_store_pb2.Artifact.LIVE
@@ -46,7 +46,7 @@ def day_artifacts(config: PipelineConfig, live_only: bool = True) -> Dict[str, L
     store = _store(config)
     if store is None:
         return {}
-    context = store.get_context_by_type_and_name("node", f"{config.name}.{EXAMPLE_GEN_ID}")
+    context = store.get_context_by_type_and_name("node", f"{config.name}.{Node.EXAMPLE_GEN}")
     if context is None:
         return {}
     out: Dict[str, List] = {}
@@ -95,7 +95,7 @@ def ingest_dag(config: PipelineConfig, day: str) -> tfx.dsl.Pipeline:
     from pipeline.local_runner import metadata_connection
     from pipeline.pipeline import _pipeline
 
-    gen = TemporalExampleGen(input_base=config.data, daily=True, day=day).with_id(EXAMPLE_GEN_ID)
+    gen = TemporalExampleGen(input_base=config.data, daily=True, day=day).with_id(Node.EXAMPLE_GEN)
     return _pipeline(config, [gen], metadata_connection(config))
 
 

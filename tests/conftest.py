@@ -1,13 +1,12 @@
 """Shared fixtures: small generated logs and one small real pipeline run, reused by many tests."""
-import glob
 import json
 import os
 import subprocess
 import sys
 
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import core.env  # noqa: F401,E402  (the Keras switch, before TensorFlow loads)
 import pytest  # noqa: E402
 
 from core.split import TemporalSplit  # noqa: E402
@@ -120,20 +119,16 @@ def score_in_fresh_process(model_dir, pattern, n):
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def latest_artifact(root, component, output):
-    dirs = sorted(glob.glob(os.path.join(root, "pipeline", component, output, "*")), key=lambda p: int(p.rsplit("/", 1)[1]))
-    assert dirs, f"no {component}/{output} under {root}"
-    return dirs[-1]
-
-
 @pytest.fixture(scope="session")
 def transformed(pipeline_run):
     """Transform's outputs of the pipeline run: (TFTransformOutput, {split: file pattern}, graph dir)."""
     import tensorflow_transform as tft
 
-    root = pipeline_run["root"]
-    graph = latest_artifact(root, "Transform", "transform_graph")
-    examples = latest_artifact(root, "Transform", "transformed_examples")
+    from pipeline.run_root import Node, RunRoot
+
+    root = RunRoot(pipeline_run["root"])
+    graph = root.artifact(Node.TRANSFORM, "transform_graph")
+    examples = root.artifact(Node.TRANSFORM, "transformed_examples")
     files = {s: os.path.join(examples, f"Split-{s}", "*.gz") for s in ("train", "eval", "test")}
     return tft.TFTransformOutput(graph), files, graph
 

@@ -8,9 +8,9 @@ import os
 import sys
 from typing import Dict
 
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import core.env  # noqa: F401,E402  (the Keras switch, before TensorFlow loads)
 import tensorflow as tf  # noqa: E402
 
 from models.export import SERVING_DEFAULT, SERVING_RAW  # noqa: E402

@@ -1,4 +1,4 @@
-"""The budget-split A/B simulator (study/ab_test.py) on a small world, with scorers that need no
+"""The budget-split A/B simulator (study/ab_simulation.py) on a small world, with scorers that need no
 TensorFlow; one slow test runs `podcast-mtl simulate-ab` on the shared pipeline run's SavedModels."""
 import dataclasses
 import json
@@ -10,7 +10,7 @@ import pytest
 
 from datagen.synthetic import generate
 from datagen.world import World
-from study.ab_test import (ABConfig, Candidates, SEGMENTS, check_budgets, oracle_scorer, random_scorer, run_ab,
+from study.ab_simulation import (ABConfig, Candidates, SEGMENTS, check_budgets, oracle_scorer, random_scorer, run_ab,
                            simulate, summarize)
 from tests.conftest import SMALL
 
@@ -105,7 +105,7 @@ def test_report_files(world, history, tmp_path):
 
 
 def test_cli_argument_errors(capsys):
-    from pipeline.cli import build_parser
+    from cli import build_parser
 
     parser = build_parser()
     for argv in (["simulate-ab", "--days", "0"], ["simulate-ab", "--repeats", "x"],
@@ -123,7 +123,7 @@ def test_simulate_ab_cli_scores_the_run_models(pipeline_run, small_logs, tmp_pat
     signatures give the same ad-stream probabilities on simulated candidates."""
     from core.tasks import TASKS, stream_head
     from models.batch_score import SavedModelScorer
-    from pipeline.cli import main
+    from cli import main
     from pipeline.local_runner import latest_pushed
 
     root = pipeline_run["root"]
@@ -150,7 +150,8 @@ def test_simulate_ab_cli_scores_the_run_models(pipeline_run, small_logs, tmp_pat
 
 def test_cli_model_and_world_errors(tmp_path):
     """--root / --control / --treatment / --data resolution, without TensorFlow: one-line errors."""
-    from pipeline.cli import UsageError, _ab_models, build_parser
+    from cli import UsageError, build_parser
+    from cli.study_commands import ab_models
     from core.logs import write_logs
 
     parser = build_parser()
@@ -161,7 +162,7 @@ def test_cli_model_and_world_errors(tmp_path):
 
     def error(*argv):
         with pytest.raises(UsageError) as e:
-            _ab_models(parser.parse_args(["simulate-ab", *argv]))
+            ab_models(parser.parse_args(["simulate-ab", *argv]))
         return str(e.value)
 
     assert "give --root ROOT" in error()
@@ -176,7 +177,7 @@ def test_cli_model_and_world_errors(tmp_path):
     assert "no pushed model" in error("--root", str(root))
     pushed.mkdir(parents=True)
     (pushed / "saved_model.pb").write_bytes(b"")
-    control, treatment, world = _ab_models(parser.parse_args(["simulate-ab", "--root", str(root), "--world-seed", "5"]))
+    control, treatment, world = ab_models(parser.parse_args(["simulate-ab", "--root", str(root), "--world-seed", "5"]))
     assert (control, treatment, world.seed) == (str(baseline), str(pushed), 5)
     logs = tmp_path / "logs"
     write_logs(pd.DataFrame({"impression_id": ["a"], "event_time": [1767600000]}), str(logs),
@@ -184,4 +185,4 @@ def test_cli_model_and_world_errors(tmp_path):
     assert "not the synthetic world" in error("--root", str(root), "--data", str(logs))
     write_logs(pd.DataFrame({"impression_id": ["a"], "event_time": [1767600000]}), str(logs),
                {"generator": "synthetic", "config": dataclasses.asdict(SMALL)}, with_truth=False)
-    assert _ab_models(parser.parse_args(["simulate-ab", "--root", str(root), "--data", str(logs)]))[2] == SMALL
+    assert ab_models(parser.parse_args(["simulate-ab", "--root", str(root), "--data", str(logs)]))[2] == SMALL

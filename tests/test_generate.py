@@ -108,7 +108,7 @@ def test_cold_start_podcasts_in_newest_days(df):
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True, text=True)
 
 
 def test_generate_command_writes_partitions_and_summary(tmp_path):

@@ -56,7 +56,7 @@ def _run(python, args, **kw):
 @pytest.fixture(scope="session")
 def vertex_spec(kfp_python, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("vertex") / "pipeline.json")
-    r = _run(kfp_python, ["-m", "pipeline.cli", "compile", "--target", "vertex", "--image", IMAGE,
+    r = _run(kfp_python, ["-m", "cli", "compile", "--image", IMAGE,
                           "--root", "gs://acme-ml/podcast-mtl", "--data", "gs://acme-logs/impressions",
                           "--window-days", "28", "--out", out,
                           "--beam-arg=--runner=DataflowRunner", "--beam-arg=--project=acme", "--beam-arg=--region=europe-west4"])
@@ -121,7 +121,7 @@ def test_compile_without_the_kfp_extra_is_a_usage_error():
                           "    if name.startswith('kfp'): raise ImportError('No module named kfp')\n"
                           "    return real(name, *a, **k)\n"
                           "builtins.__import__ = no_kfp\n"
-                          "from pipeline.cli import main\n"
+                          "from cli import main\n"
                           "sys.exit(main(['compile', '--image', 'i', '--root', 'gs://b/r', '--data', 'gs://b/l']))"])
     assert r.returncode == 2 and "kfp extra" in r.stderr
 

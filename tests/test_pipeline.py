@@ -10,7 +10,8 @@ import pytest
 
 from core.fields import LABELS, SOURCES
 from pipeline.pipeline import create_pipeline
-from tests.conftest import corrupt_day_file, latest_artifact, run_python, score_in_fresh_process
+from pipeline.run_root import Node, RunRoot
+from tests.conftest import corrupt_day_file, run_python, score_in_fresh_process
 
 pytestmark = pytest.mark.slow
 COMPONENTS = {"TemporalExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "ValidationGate",
@@ -37,7 +38,7 @@ def test_end_to_end_run_blesses_and_pushes(pipeline_run, small_logs):
 
 
 def test_pushed_model_scores_raw_examples_in_a_fresh_process(pipeline_run):
-    pattern = os.path.join(latest_artifact(pipeline_run["root"], "TemporalExampleGen", "examples"), "Split-test", "*.gz")
+    pattern = os.path.join(RunRoot(pipeline_run["root"]).artifact(Node.EXAMPLE_GEN, "examples"), "Split-test", "*.gz")
     scored = score_in_fresh_process(pipeline_run["summary"]["pushed_model"], pattern, 8)
     heads = set(pipeline_run["config"].model.heads)
     assert set(scored["serving_default"]) == heads == set(scored["serving_raw"])
@@ -126,7 +127,7 @@ def test_corrupted_day_stops_at_the_gate_and_pushes_nothing(pipeline_run, small_
     root = str(tmp_path / "run")
     serving = pipeline_run["config"].serving
     serving_before = sorted(os.listdir(serving))
-    r = run_python(["-m", "pipeline.cli", "run", "--data", data, "--root", root, "--serving-dir", serving,
+    r = run_python(["-m", "cli", "run", "--data", data, "--root", root, "--serving-dir", serving,
                     "--test-days", "3", "--eval-days", "2", "--train-steps", "5"])
     assert r.returncode == 1, r.stdout[-2000:] + r.stderr[-2000:]
     summary = json.load(open(os.path.join(root, "summary.json")))

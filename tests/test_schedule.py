@@ -23,7 +23,7 @@ def test_schedule_three_days_with_a_corrupted_day_recovers_next_day(small_logs, 
     bad = days[-2]  # arrives on the second scheduled day
     corrupt_day_file(glob.glob(os.path.join(data, f"date={bad}", "*.parquet"))[0])
     root = str(tmp_path / "sched")
-    r = run_python(["-m", "pipeline.cli", "schedule", "--data", data, "--root", root, "--days", "3",
+    r = run_python(["-m", "cli", "schedule", "--data", data, "--root", root, "--days", "3",
                     "--window-days", str(W), "--test-days", "2", "--eval-days", "2", "--train-steps", "40",
                     # floors under what 40 steps reach on these logs (day 1 measured 0.0695 / 0.0262)
                     "--ap-floor", "promotions=0.05", "--ap-floor", "ads=0.015",

@@ -58,7 +58,7 @@ def test_score_cli_writes_one_column_per_head_for_every_impression(pipeline_run,
     data = _two_days(small_logs, tmp_path)
     out = str(tmp_path / "scores.parquet")
     serving = pipeline_run["config"].serving  # a serving folder: the newest version is used
-    r = run_python(["-m", "pipeline.cli", "score", "--model", serving, "--data", data, "--out", out,
+    r = run_python(["-m", "cli", "score", "--model", serving, "--data", data, "--out", out,
                     "--batch-size", "700"])
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert re.search(r"\[1/2\] date=\S+: [\d,]+ rows scored", r.stdout) and "[2/2]" in r.stdout, r.stdout
@@ -260,7 +260,7 @@ def test_every_cli_option_has_help_and_run_help_explains_presets():
     import argparse
 
     from models.config import PRESETS
-    from pipeline.cli import build_parser
+    from cli import build_parser
 
     parser = build_parser()
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))

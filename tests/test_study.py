@@ -70,7 +70,7 @@ def test_cold_start_rows_and_gains():
 @pytest.mark.slow
 def test_ablate_on_tiny_data_writes_all_reports(small_logs, tmp_path):
     out = tmp_path / "study"
-    r = run_python(["-m", "pipeline.cli", "ablate", "--data", small_logs, "--out", str(out), "--seeds", "1",
+    r = run_python(["-m", "cli", "ablate", "--data", small_logs, "--out", str(out), "--seeds", "1",
                     "--presets", "promotions_baseline,unified", "--train-steps", "20", "--test-days", "3",
                     "--eval-days", "2", "--tune-trials", "2", "--tune-steps", "20"])
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
@@ -90,5 +90,5 @@ def test_ablate_on_tiny_data_writes_all_reports(small_logs, tmp_path):
 
 
 def test_bad_preset_is_a_usage_error(tmp_path):
-    r = run_python(["-m", "pipeline.cli", "ablate", "--presets", "best", "--out", str(tmp_path)])
+    r = run_python(["-m", "cli", "ablate", "--presets", "best", "--out", str(tmp_path)])
     assert r.returncode == 2 and "unknown best" in r.stderr

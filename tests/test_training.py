@@ -150,7 +150,7 @@ def test_mirrored_strategy_trains_on_two_replicas(transformed):
     tft_out, files, graph_dir = transformed
     code = f"""
 import os
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
+import core.env  # noqa: F401  (the Keras switch)
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)

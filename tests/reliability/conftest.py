@@ -78,7 +78,7 @@ def one_source_logs(tiny_logs, tmp_path_factory):
 
 def cli(*args, **kw):
     """`podcast-mtl ARGS` in a fresh process: CompletedProcess."""
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True, text=True,
                           env=dict(os.environ, PYTHONPATH=REPO), **kw)
 
 
@@ -86,7 +86,7 @@ def cli_background(args, log_path, module: bool = True):
     """`podcast-mtl ARGS` (or, with module=False, `python ARGS`) started in the background in its own
     process group, output to `log_path`."""
     log = open(log_path, "w")
-    command = [sys.executable, "-m", "pipeline.cli", *args] if module else [sys.executable, *args]
+    command = [sys.executable, "-m", "cli", *args] if module else [sys.executable, *args]
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                             env=dict(os.environ, PYTHONPATH=REPO), start_new_session=True)
 

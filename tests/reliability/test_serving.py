@@ -53,10 +53,10 @@ def test_pushed_model_refuses_unknown_sources_through_both_signatures(pipeline_r
     """The real exported model (shared pipeline run of tests/conftest.py)."""
     import glob
 
-    from tests.conftest import latest_artifact
+    from pipeline.run_root import Node, RunRoot
 
     model = tf.saved_model.load(pipeline_run["summary"]["pushed_model"])
-    examples = latest_artifact(pipeline_run["root"], "TemporalExampleGen", "examples")
+    examples = RunRoot(pipeline_run["root"]).artifact(Node.EXAMPLE_GEN, "examples")
     records = [r.numpy() for r in tf.data.TFRecordDataset(glob.glob(os.path.join(examples, "Split-test", "*.gz")),
                                                           compression_type="GZIP").take(2)]
     ex = tf.train.Example.FromString(records[0])

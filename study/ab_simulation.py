@@ -513,7 +513,8 @@ def write_report(report: Dict, out: str) -> None:
         f.write(f"# Budget-split A/B simulation\n\ncontrol: `{report['models']['control']}`  \n"
                 f"treatment: `{report['models']['treatment']}`  \n"
                 f"world: seed {report['world']['seed']}, {report['world']['days']} days, "
-                f"{report['world']['users']:,} users, {report['world']['podcasts']:,} podcasts; days {report['config']['days']} (window days "
+                f"{report['world']['users']:,} users, {report['world']['podcasts']:,} podcasts; "
+                f"days {report['config']['days']} (window days "
                 f"{report['days'][0]}..{report['days'][-1]}), repeats {report['config']['repeats']}, "
                 f"{report['config']['candidates']} campaigns retrieved per request\n\n" + markdown(report))
     chart(report, os.path.join(out, "ab.png"))

@@ -1,0 +1,59 @@
+"""The process environment every entry point needs, set in this one place: the Keras switch
+(TFX 1.16, TFMA and TFRS use Keras 2, so `TF_USE_LEGACY_KERAS=1` must be set before TensorFlow
+is imported), warning filters for the pinned stack, and a quiet TensorFlow import.
+
+Every package of the project imports this module from its `__init__` (so TFX executors, which
+import their module by name, get it too), and so do the tests' conftest and the bench scripts.
+"""
+import os as _os
+
+_os.environ["TF_USE_LEGACY_KERAS"] = "1"
+
+import warnings as _warnings
+
+# google-api-core warns on every import under Python 3.10, which the pinned TFX stack needs.
+_warnings.filterwarnings("ignore", category=FutureWarning, module="google.api_core")
+# google-auth (grpcio version) and google-cloud-aiplatform (storage version) warn about pinned
+# versions on import, also on a normal run: not actionable by a user of this pipeline.
+_warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.")
+# TFMA's interpolated PR-AUC divides by zero on slices without positives (small popularity
+# buckets); the metric is still reported (exact AP, the gating metric, is computed separately).
+_warnings.filterwarnings("ignore", category=RuntimeWarning,
+                         module=r"tensorflow_model_analysis\.metrics\.confusion_matrix_metrics")
+
+# Lines TensorFlow's C++ runtime prints on import on every CPU-only machine: CUDA plugin factories
+# registered twice (logged as errors although harmless), missing CUDA drivers / TensorRT, CPU flags.
+_IMPORT_NOISE = ("Unable to register cuFFT factory", "Unable to register cuDNN factory",
+                 "Unable to register cuBLAS factory", "Could not find cuda drivers", "TF-TRT Warning",
+                 "This TensorFlow binary is optimized", "To enable the following instructions",
+                 "WARNING: All log messages before absl::InitializeLog()")
+
+
+def import_tensorflow_quietly() -> None:
+    """Imports TensorFlow with its C++ import-time noise filtered out of stderr; every other line it
+    prints is passed on. A no-op once TensorFlow is imported."""
+    import sys
+    import tempfile
+
+    if "tensorflow" in sys.modules:
+        return
+    _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        sys.stderr.flush()
+        saved = _os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no real stderr (embedded, some notebooks)
+        import tensorflow  # noqa: F401
+        return
+    with tempfile.TemporaryFile() as captured:
+        _os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        finally:
+            sys.stderr.flush()
+            _os.dup2(saved, 2)
+            _os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode(errors="replace").splitlines(keepends=True):
+                if not any(noise in line for noise in _IMPORT_NOISE):
+                    sys.stderr.write(line)
+            sys.stderr.flush()

@@ -1,0 +1,144 @@
+"""The DAG's node ids and the layout of a run root: the one home of these names.
+
+A run root (`podcast-mtl run --root ROOT`) holds:
+
+    ROOT/data/                      the default synthetic logs (when --data is not given)
+    ROOT/pipeline/<node>/<output>/<execution id>/   every TFX artifact (TFX's own layout)
+    ROOT/metadata.sqlite            MLMD
+    ROOT/serving/<version>/         pushed models (core/versions.py: the newest wins)
+    ROOT/logs/run-*.log             the full log of each run
+    ROOT/summary.json, report.md, statistics.html, schedule.json, .lock
+
+The CLI, the runners, the tests and the bench scripts find artifacts through `RunRoot` instead of
+globbing TFX's layout themselves.
+"""
+from __future__ import annotations
+
+import dataclasses
+import glob
+import os
+from typing import List, Optional
+
+
+class Node:
+    """Node ids of the DAG (`pipeline/pipeline.py`); TFX's default id (the class name) where the
+    component appears once."""
+    EXAMPLE_GEN = "TemporalExampleGen"
+    WINDOW = "TemporalWindow"  # daily spans joined into the training window
+    STATISTICS = "StatisticsGen"
+    SCHEMA = "ImportSchemaGen"
+    VALIDATOR = "ExampleValidator"
+    GATE = "ValidationGate"
+    TRANSFORM = "Transform"
+    TUNER = "Tuner"
+    HYPERPARAMETERS_RESOLVER = "latest_hyperparameters_resolver"  # scheduled runs without a Tuner
+    TRAINER = "Trainer"
+    BASELINE_TRAINER = "baseline_trainer"  # the in-run promotions_baseline Trainer
+    BASELINE_IMPORTER = "baseline_importer"  # the incumbent model, brought in with an Importer
+    EVALUATOR = "Evaluator"
+    PUSHER = "Pusher"
+    BULK_INFERRER = "BulkInferrer"
+
+
+MODEL_SERVING_DIR = "Format-Serving"  # where a TFX Model artifact keeps its SavedModel
+
+
+def _glob(pattern: str) -> List[str]:
+    if "://" in pattern:
+        import tensorflow as tf
+
+        return [p.rstrip("/") for p in tf.io.gfile.glob(pattern)]
+    return glob.glob(pattern)
+
+
+def _execution_order(path: str) -> int:
+    name = os.path.basename(path.rstrip("/"))
+    return int(name) if name.isdigit() else -1
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRoot:
+    """A run root's paths. `serving_dir` and `metadata_path` override their defaults inside the root."""
+    path: str
+    serving_dir: Optional[str] = None
+    metadata_path: Optional[str] = None
+
+    DATA = "data"
+    PIPELINE = "pipeline"
+    SERVING = "serving"
+    LOGS = "logs"
+    METADATA = "metadata.sqlite"
+    SUMMARY = "summary.json"
+    REPORT_MD = "report.md"
+    STATISTICS_HTML = "statistics.html"
+    SCHEDULE = "schedule.json"
+    LOCK = ".lock"
+
+    def _join(self, name: str) -> str:
+        return os.path.join(self.path, name)
+
+    @property
+    def data(self) -> str:
+        return self._join(self.DATA)
+
+    @property
+    def pipeline(self) -> str:
+        return self._join(self.PIPELINE)
+
+    @property
+    def serving(self) -> str:
+        return self.serving_dir or self._join(self.SERVING)
+
+    @property
+    def metadata(self) -> str:
+        return self.metadata_path or self._join(self.METADATA)
+
+    @property
+    def logs(self) -> str:
+        return self._join(self.LOGS)
+
+    @property
+    def summary(self) -> str:
+        return self._join(self.SUMMARY)
+
+    @property
+    def report_md(self) -> str:
+        return self._join(self.REPORT_MD)
+
+    @property
+    def statistics_html(self) -> str:
+        return self._join(self.STATISTICS_HTML)
+
+    @property
+    def schedule(self) -> str:
+        return self._join(self.SCHEDULE)
+
+    @property
+    def lock(self) -> str:
+        return self._join(self.LOCK)
+
+    def node(self, node: str) -> str:
+        """The folder of one node's artifacts."""
+        return os.path.join(self.pipeline, node)
+
+    def artifacts(self, node: str, output: str, inside: str = "") -> List[str]:
+        """Every artifact folder of `node`'s output `output` (joined with `inside`, e.g.
+        "Format-Serving"), oldest execution first (by execution id, numerically)."""
+        found = _glob(os.path.join(self.node(node), output, "*", inside))
+        return sorted((p.rstrip("/") for p in found), key=lambda p: _execution_order(p[:-len(inside)] if inside else p))
+
+    def newest_artifact(self, node: str, output: str, inside: str = "", holding: str = "") -> Optional[str]:
+        """The newest artifact folder of `node`'s `output` (joined with `inside`), optionally only one
+        that holds the file `holding` (e.g. "saved_model.pb"); None when there is none."""
+        found = self.artifacts(node, output, inside)
+        if holding:
+            found = [p for p in found if _glob(os.path.join(p, holding))]
+        return found[-1] if found else None
+
+    def artifact(self, node: str, output: str) -> str:
+        """The newest artifact folder of `node`'s `output`; LookupError naming what is missing."""
+        found = self.newest_artifact(node, output)
+        if found is None:
+            raise LookupError(f"no {node}/{output} artifact under {self.pipeline}: run "
+                              f"`podcast-mtl run --root {self.path}` first")
+        return found
