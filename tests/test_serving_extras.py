@@ -1,6 +1,6 @@
 """Serving conveniences and run reports, on the shared pipeline run: batch scoring (`podcast-mtl
-score`), BulkInferrer, TF Serving warm-up requests, the README's serving_raw JSON request, the
-report files and a quiet console."""
+score`), BulkInferrer, TF Serving warm-up requests, a serving_raw JSON request as a client sends it
+(the example of docs/serving.md), the report files and a quiet console."""
 import glob
 import json
 import os
@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from core.fields import FEATURE_NAMES, LABELS, SOURCES
-from tests.conftest import REPO, run_python
+from tests.conftest import run_python
 
 
 @pytest.fixture(scope="session")
@@ -176,35 +176,84 @@ def test_pushed_model_carries_warmup_requests_that_score(pushed):
     assert sources == set(SOURCES)
 
 
-# --- the README's serving_raw request -------------------------------------------------------------
+# --- a serving_raw request as a JSON client sends it ---------------------------------------------
 
-def _readme_request():
-    text = open(os.path.join(REPO, "README.md")).read()
-    assert "POST /v1/models/podcast_mtl:predict" in text
-    blocks = [json.loads(b) for b in re.findall(r"```json\n(.*?)\n```", text, re.S)]
-    requests = [b for b in blocks if b.get("signature_name") == "serving_raw"]
-    assert len(requests) == 1, "README needs exactly one serving_raw JSON request"
-    return requests[0]
+# The body of `POST /v1/models/podcast_mtl:predict` for TF Serving (columnar `inputs`: one list per
+# field, one entry per impression), as docs/serving.md shows it; kept here, in code, so that no test
+# parses documentation.
+SERVING_RAW_REQUEST = """{"signature_name": "serving_raw", "inputs": {
+  "event_time": [1768521795, 1768521843],
+  "source": ["promotions", "ads"],
+  "surface": ["search_promo", "video_takeover"],
+  "market": ["US", "IN"],
+  "platform": ["ios", "ios"],
+  "user_id": ["u1775", "u1512"],
+  "user_history": [["p109", "p120", "p28", "p219"], ["p119", "p99", "p297", ""]],
+  "user_follows": [["p109", "p120"], ["p119", ""]],
+  "user_tenure_bucket": ["30d_1y", "30d_1y"],
+  "podcast_id": ["p47", "p64"],
+  "episode_id": ["p47-e0", "p64-e0"],
+  "genre": ["true_crime", "tech"],
+  "creator_id": ["c66", "c12"],
+  "podcast_age_days": [2, 3],
+  "podcast_recent_streams": [0, 5],
+  "podcast_prior_impressions": [88, 113],
+  "promo_slot": [3, 0],
+  "promo_layout": ["card", ""],
+  "ad_format": ["", "video"],
+  "campaign_id": ["", "cmp29"],
+  "creative_id": ["", "cr64-2-1"]
+}}"""
+
+
+def test_serving_raw_request_follows_the_field_table():
+    """What a JSON client must send, checked against `core.fields`: every feature and no label, one
+    entry per impression, list fields as lists padded with "" to one width, and a field of the other
+    source "" (string) or 0 (int)."""
+    from core.fields import FEATURES, Dtype
+
+    request = json.loads(SERVING_RAW_REQUEST)
+    assert request["signature_name"] == "serving_raw"
+    inputs = request["inputs"]
+    assert set(inputs) == set(FEATURE_NAMES), set(inputs) ^ set(FEATURE_NAMES)
+    n = len(inputs["source"])
+    assert sorted(inputs["source"]) == sorted(SOURCES) and all(len(v) == n for v in inputs.values())
+    for f in FEATURES:
+        values = inputs[f.name]
+        python_type = str if f.dtype == Dtype.STRING else int
+        if f.is_list:
+            assert len({len(row) for row in values}) == 1, f"{f.name}: lists padded to one width"
+            assert all(isinstance(x, str) for row in values for x in row), f.name
+            for row in values:
+                ids = list(row)
+                while ids and ids[-1] == "":
+                    ids.pop()
+                assert "" not in ids, f"{f.name}: padding only at the end"
+        else:
+            assert all(isinstance(x, python_type) for x in values), f.name
+        for source, value in zip(inputs["source"], values):
+            if f.only_on and f.only_on != source:
+                assert value == ("" if f.dtype == Dtype.STRING else 0), (f.name, source, value)
 
 
 @pytest.mark.slow
-def test_readme_serving_raw_request_scores_with_the_pushed_model(pushed):
+def test_serving_raw_json_request_scores_with_the_pushed_model(pushed):
     import tensorflow as tf
 
     from models.batch_score import _examples
+    from models.export import SERVING_DEFAULT, SERVING_RAW
 
     _, loaded = pushed
     specs = _raw_specs(loaded)
-    inputs = _readme_request()["inputs"]
+    inputs = json.loads(SERVING_RAW_REQUEST)["inputs"]
     assert set(inputs) == set(specs), set(inputs) ^ set(specs)  # every input the signature takes, no more
     n = len(inputs["source"])
-    assert sorted(inputs["source"]) == sorted(SOURCES) and all(len(v) == n for v in inputs.values())
     tensors = {k: tf.constant(v, dtype=specs[k].dtype) for k, v in inputs.items()}
-    by_raw = loaded.signatures["serving_raw"](**tensors)
+    by_raw = loaded.signatures[SERVING_RAW](**tensors)
     arrays = {k: np.array([x.encode() if isinstance(x, str) else x for x in v] if specs[k].shape.rank == 1 else
                           [[x.encode() for x in row] for row in v], dtype=object if specs[k].dtype == tf.string
                           else np.int64) for k, v in inputs.items()}
-    by_examples = loaded.signatures["serving_default"](examples=tf.constant(_examples(arrays, specs)))
+    by_examples = loaded.signatures[SERVING_DEFAULT](examples=tf.constant(_examples(arrays, specs)))
     for head, v in by_raw.items():
         assert v.shape[0] == n and np.all((v.numpy() > 0) & (v.numpy() < 1))
         np.testing.assert_allclose(v.numpy(), by_examples[head].numpy(), atol=1e-5)
