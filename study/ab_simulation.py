@@ -4,8 +4,7 @@ The synthetic world (`datagen/world.py`) knows the true stream probability of an
 an online test can be simulated: users are split at random into a control and a treatment arm,
 every campaign's daily budget is split in the same proportion, and each arm serves the ad
 requests of its own users with its own model and its own share of the money. The outcome of
-every served impression is drawn from the world's truth. Design (also in README, "Online A/B
-simulation (budget split)"):
+every served impression is drawn from the world's truth. Design (also in docs/studies.md):
 
 - Days: the last `days` days of the world's window (the newest days: the pipeline's test split
   with the default split, so the models never trained on them). Budgets are daily; no rollover.
