@@ -24,7 +24,7 @@ import core.env  # noqa: F401,E402  (the Keras switch, before TensorFlow loads)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from models.export import SERVING_DEFAULT  # noqa: E402
+from core.serving import SERVING_DEFAULT  # noqa: E402
 from core.versions import newest_version  # noqa: E402
 from pipeline.configs import DEFAULT_ROOT  # noqa: E402
 from pipeline.run_root import Node, RunRoot  # noqa: E402

@@ -14,6 +14,7 @@ import tensorflow_model_analysis as tfma
 from google.protobuf import wrappers_pb2
 
 from core.fields import SOURCES
+from core.serving import SERVING_DEFAULT
 from core.tasks import Task, stream_head
 
 SLICES = (tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=["source"]),
@@ -44,7 +45,7 @@ def make_eval_config(tasks: Sequence[Task], floors: Dict[str, float], tolerance:
         specs.append(tfma.MetricsSpec(output_names=[t.name], metrics=[exact_ap]))
     specs.append(tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name="ExampleCount")]))  # per slice
     return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(signature_name="serving_default", label_keys={t.name: t.label for t in tasks})],
+        model_specs=[tfma.ModelSpec(signature_name=SERVING_DEFAULT, label_keys={t.name: t.label for t in tasks})],
         slicing_specs=list(SLICES), metrics_specs=specs,
         # The model's compiled Keras metrics are not evaluated (TFMA cannot feed a multi-output model's
         # compiled metrics); every metric is declared above, per head.

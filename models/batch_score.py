@@ -18,11 +18,12 @@ import pyarrow.parquet as pq
 
 from core.fields import FIELDS
 from core.logs import FILE_PATTERN
+from core.serving import SERVING_DEFAULT, SERVING_RAW
 from core.versions import newest_version
 
 KEY = "impression_id"
 DEFAULT_BATCH = 4096
-SIGNATURES = ("serving_raw", "serving_default")  # = models.export.SERVING_RAW, SERVING_DEFAULT
+SIGNATURES = (SERVING_RAW, SERVING_DEFAULT)
 _REQUIRED = {f.name for f in FIELDS if f.required} | {KEY}
 
 
@@ -144,7 +145,7 @@ def file_batches(path: str, input_specs: Dict, batch_size: int) -> Iterator[Tupl
         yield ids.to_pylist(), _raw_batch(path, batch, input_specs)
 
 
-def score_logs(model: str, data: str, out: str, signature: str = "serving_raw", batch_size: int = DEFAULT_BATCH,
+def score_logs(model: str, data: str, out: str, signature: str = SERVING_RAW, batch_size: int = DEFAULT_BATCH,
                progress: Optional[Callable[[str], None]] = print) -> Dict:
     """Scores every impression under `data` with the SavedModel at `model` (or the newest version
     under it) and writes `out` (Parquet: impression_id, one float column per head). Returns
@@ -161,7 +162,7 @@ def score_logs(model: str, data: str, out: str, signature: str = "serving_raw", 
     missing = [s for s in SIGNATURES if s not in loaded.signatures]
     if missing:
         raise ScoreInputError(f"--model {model_dir}: no {', '.join(missing)} signature")
-    input_specs = loaded.signatures["serving_raw"].structured_input_signature[1]
+    input_specs = loaded.signatures[SERVING_RAW].structured_input_signature[1]
     fn = loaded.signatures[signature]
     for path in files:  # every file's columns and types before scoring the first batch
         check_file(path, input_specs)
@@ -173,7 +174,7 @@ def score_logs(model: str, data: str, out: str, signature: str = "serving_raw", 
     try:
         for i, path in enumerate(files):
             for ids, raw in file_batches(path, input_specs, batch_size):
-                if signature == "serving_raw":
+                if signature == SERVING_RAW:
                     outputs = fn(**{k: tf.constant(v, dtype=input_specs[k].dtype) for k, v in raw.items()})
                 else:
                     outputs = fn(examples=tf.constant(_examples(raw, input_specs)))
@@ -240,7 +241,7 @@ class SavedModelScorer:
     serialized tf.Examples, built by `_examples`); both apply the model's Transform graph.
     """
 
-    def __init__(self, model: str, head: str, signature: str = "serving_raw"):
+    def __init__(self, model: str, head: str, signature: str = SERVING_RAW):
         if signature not in SIGNATURES:
             raise ScoreInputError(f"--signature {signature}: expected one of {', '.join(SIGNATURES)}")
         import tensorflow as tf
@@ -251,7 +252,7 @@ class SavedModelScorer:
         missing = [s for s in SIGNATURES if s not in self._loaded.signatures]
         if missing:
             raise ScoreInputError(f"{self.model_dir}: no {', '.join(missing)} signature")
-        self.input_specs = self._loaded.signatures["serving_raw"].structured_input_signature[1]
+        self.input_specs = self._loaded.signatures[SERVING_RAW].structured_input_signature[1]
         self._fn = self._loaded.signatures[signature]
         outputs = self._fn.structured_outputs
         if head not in outputs:
@@ -263,7 +264,7 @@ class SavedModelScorer:
 
         t0 = time.time()
         raw = raw_inputs_from_rows(rows, self.input_specs)
-        if self.signature == "serving_raw":
+        if self.signature == SERVING_RAW:
             outputs = self._fn(**{k: tf.constant(v, dtype=self.input_specs[k].dtype) for k, v in raw.items()})
         else:
             outputs = self._fn(examples=tf.constant(_examples(raw, self.input_specs)))

@@ -22,11 +22,10 @@ from typing import Dict
 import tensorflow as tf
 
 from core.fields import FEATURE_NAMES, FEATURES, SOURCES
+from core.serving import SERVING_DEFAULT, SERVING_RAW
 from core.tasks import TASKS, stream_head
 
 MODEL_CONFIG_FILE = "model_config.json"
-SERVING_DEFAULT = "serving_default"
-SERVING_RAW = "serving_raw"
 
 
 def serving_feature_spec(tf_transform_output) -> Dict:

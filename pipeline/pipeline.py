@@ -22,6 +22,7 @@ from components.atomic_pusher import Pusher
 from components.temporal_example_gen import TemporalExampleGen
 from components.temporal_window import TemporalWindow
 from components.validation_gate import ValidationGate
+from core.serving import SERVING_DEFAULT
 from evaluation.eval_config import make_eval_config
 from models.config import MODEL_CONFIG_KEY, TUNING_KEY, preset
 from pipeline.configs import BASELINE_PRESET, PipelineConfig
@@ -169,4 +170,4 @@ def bulk_inference(config: PipelineConfig, examples, trainer, evaluator) -> list
         examples=examples, model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         data_spec=tfx.proto.DataSpec(example_splits=["test"]),
-        model_spec=tfx.proto.ModelSpec(model_signature_name=["serving_default"]))]
+        model_spec=tfx.proto.ModelSpec(model_signature_name=[SERVING_DEFAULT]))]

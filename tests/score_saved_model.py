@@ -13,7 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import core.env  # noqa: F401,E402  (the Keras switch, before TensorFlow loads)
 import tensorflow as tf  # noqa: E402
 
-from models.export import SERVING_DEFAULT, SERVING_RAW  # noqa: E402
+from core.serving import SERVING_DEFAULT, SERVING_RAW  # noqa: E402
 
 
 def raw_inputs_from_examples(records, input_specs: Dict[str, tf.TensorSpec]) -> Dict[str, tf.Tensor]:

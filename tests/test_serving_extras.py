@@ -241,7 +241,7 @@ def test_serving_raw_json_request_scores_with_the_pushed_model(pushed):
     import tensorflow as tf
 
     from models.batch_score import _examples
-    from models.export import SERVING_DEFAULT, SERVING_RAW
+    from core.serving import SERVING_DEFAULT, SERVING_RAW
 
     _, loaded = pushed
     specs = _raw_specs(loaded)
