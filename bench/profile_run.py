@@ -106,13 +106,13 @@ def main():
     print(f"{'total':<32}{wall:>10.1f}{cpu:>10.1f}")
     print(f"load average at start {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}, "
           f"at end {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}")
-    print(f"blessed={summary['blessed']} ap={json.dumps(summary.get('ap'))}")
+    print(f"blessed={summary.blessed} ap={json.dumps(summary.ap)}")
     with open(os.path.join(args.root, "profile.json"), "w") as f:
         json.dump({"components": clock.rows, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
                    "load_start": load0, "load_end": load1, "beam_args": args.beam_arg,
-                   "summary_components": summary.get("components"), "ap": summary.get("ap"),
-                   "blessed": summary["blessed"]}, f, indent=1)
-    return 0 if not summary["failed"] else 1
+                   "summary_components": summary.components, "ap": summary.ap,
+                   "blessed": summary.blessed}, f, indent=1)
+    return 0 if not summary.failed else 1
 
 
 if __name__ == "__main__":

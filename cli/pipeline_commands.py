@@ -26,7 +26,7 @@ def cmd_run(args) -> int:
     print(f"summary: {root.summary}")
     print(f"report: {root.report_md}" +
           (f" (feature statistics: {root.statistics_html})" if os.path.exists(root.statistics_html) else ""))
-    return 1 if summary["failed"] else 0
+    return 1 if summary.failed else 0
 
 
 def cmd_compile(args) -> int:

@@ -15,6 +15,7 @@ the next run reports executions a killed run left RUNNING in MLMD (`interrupted_
 """
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -33,7 +34,7 @@ from core.tasks import TASKS, stream_head
 from pipeline.configs import PipelineConfig
 from pipeline.pipeline import create_data_pipeline, create_pipeline
 from pipeline.run_root import MODEL_SERVING_DIR, Node, RunRoot
-from pipeline.run_summary import cancel_interrupted, summarize_run
+from pipeline.run_summary import RunSummary, cancel_interrupted, summarize_run
 
 _RUNNING = re.compile(r"Component (\S+) is running\.")
 _FINISHED = re.compile(r"Component (\S+) is finished\.")
@@ -89,7 +90,7 @@ def metadata_connection(config: PipelineConfig):
     return tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata)
 
 
-def run_pipeline(config: PipelineConfig, quiet: bool = False) -> Dict:
+def run_pipeline(config: PipelineConfig, quiet: bool = False) -> RunSummary:
     """The whole DAG (`create_pipeline`) through `run_dag`, the candidate compared with the
     incumbent (`with_incumbent`)."""
     config = with_incumbent(config)
@@ -137,9 +138,9 @@ def run_data_pipeline(config: PipelineConfig, quiet: bool = False) -> Dict:
     """ExampleGen .. Transform (`create_data_pipeline`) through `run_dag`; returns Transform's output
     as {"graph": dir, "files": {split: file pattern}}, read from the run's summary."""
     summary = run_dag(config, create_data_pipeline(config, metadata_connection(config)), quiet=quiet)
-    if summary["failed"]:
-        raise PipelineFailed(summary["not_pushed_reason"])
-    transform = summary["artifacts"][Node.TRANSFORM]
+    if summary.failed:
+        raise PipelineFailed(summary.not_pushed_reason)
+    transform = summary.artifacts[Node.TRANSFORM]
     return {"graph": transform["TransformGraph"],
             "files": {s: os.path.join(transform["Examples"], f"Split-{s}", "*.gz") for s in config.splits}}
 
@@ -168,16 +169,16 @@ def lock_root(root: str):
     return f
 
 
-def write_summary(root: str, summary: Dict) -> None:
+def write_summary(root: str, summary: RunSummary) -> None:
     """Writes `<root>/summary.json` atomically: a reader sees the old or the new file, never half."""
     path = RunRoot(root).summary
     tmp = f"{path}.tmp-{os.getpid()}"
     with open(tmp, "w") as f:
-        json.dump(summary, f, indent=1)
+        f.write(summary.to_json())
     os.replace(tmp, path)
 
 
-def run_dag(config: PipelineConfig, dag: tfx.dsl.Pipeline, quiet: bool = False, reports: bool = True) -> Dict:
+def run_dag(config: PipelineConfig, dag: tfx.dsl.Pipeline, quiet: bool = False, reports: bool = True) -> RunSummary:
     """Runs `dag` with the LocalDagRunner; returns (and writes) the summary. Never raises for a
     failed run: the summary's `not_pushed_reason` and `failed` say what stopped it. Raises RootBusy
     when another run holds the root. `reports`: also write report.md and statistics.html."""
@@ -189,7 +190,7 @@ def run_dag(config: PipelineConfig, dag: tfx.dsl.Pipeline, quiet: bool = False, 
         lock.close()
 
 
-def _run_locked(config: PipelineConfig, dag: tfx.dsl.Pipeline, quiet: bool, reports: bool = True) -> Dict:
+def _run_locked(config: PipelineConfig, dag: tfx.dsl.Pipeline, quiet: bool, reports: bool = True) -> RunSummary:
     out = open(os.devnull, "w") if quiet else sys.stdout
     interrupted = cancel_interrupted(config.metadata)
     if interrupted:
@@ -197,9 +198,7 @@ def _run_locked(config: PipelineConfig, dag: tfx.dsl.Pipeline, quiet: bool, repo
               + ", ".join(f"{e['component']} (execution {e['id']})" for e in interrupted), file=out, flush=True)
     started = time.strftime("%Y-%m-%dT%H:%M:%S")
     log_path = log_to_file(config.root)
-    write_summary(config.root, {"state": "running", "started": started, "pid": os.getpid(), "log": log_path,
-                                "failed": None, "blessed": None, "pushed_model": None,
-                                "not_pushed_reason": "the run has not finished (or was killed)"})
+    write_summary(config.root, RunSummary(started=started, pid=os.getpid(), log=log_path, preset=config.preset_name))
     progress = _Progress(len(dag.components), out)
     logging.getLogger().addHandler(progress)
     since_ms = int(time.time() * 1000)
@@ -214,9 +213,8 @@ def _run_locked(config: PipelineConfig, dag: tfx.dsl.Pipeline, quiet: bool, repo
     finally:
         logging.getLogger().removeHandler(progress)
     summary = summarize_run(config.metadata, since_ms, error)
-    summary.update(state="failed" if error else "finished", started=started, failed=error is not None,
-                   wall_seconds=round(time.time() - t0, 1), log=log_path, preset=config.preset_name,
-                   interrupted_executions=interrupted)
+    summary = dataclasses.replace(summary, started=started, pid=os.getpid(), wall_seconds=round(time.time() - t0, 1),
+                                  log=log_path, preset=config.preset_name, interrupted_executions=interrupted)
     write_summary(config.root, summary)
     if reports:
         write_run_reports(config.root, summary)
@@ -229,7 +227,7 @@ def stream_head_of(heads: Dict, source: str) -> Optional[str]:
     return declared if declared in heads else None
 
 
-def write_run_reports(root: str, summary: Dict) -> None:
+def write_run_reports(root: str, summary: RunSummary) -> None:
     """report.md and statistics.html in the root (`pipeline/reports.py`); a report that cannot be
     written is logged, never fails the run."""
     from pipeline.reports import write_reports
@@ -240,33 +238,37 @@ def write_run_reports(root: str, summary: Dict) -> None:
         logging.getLogger(__name__).exception("writing the run reports failed")
 
 
-def format_summary(summary: Dict) -> str:
+def _ap(value: Optional[float]) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def format_summary(summary: RunSummary) -> str:
     lines = ["", f"{'component':<32}{'state':>10}{'seconds':>10}"]
-    for c in summary.get("components", []):
+    for c in summary.components:
         lines.append(f"{c['component']:<32}{c['state']:>10}{c['seconds']:>10.1f}")
-    rows = summary.get("rows") or {}
+    rows = summary.rows
     if rows:
         lines.append(f"rows: {rows['rows_read']:,} read, {rows['rows_kept']:,} in splits, {rows['rows_rejected']:,} rejected"
                      + (f" {rows['rejected']}" if rows["rejected"] else "")
                      + (f", {rows['duplicate_rows']:,} with a repeated impression_id" if rows["duplicate_rows"] else ""))
-    if summary.get("splits"):
-        lines.append("splits: " + ", ".join(f"{k}={v:,}" for k, v in summary["splits"].items()))
-    if summary.get("tuned_hyperparameters"):
-        lines.append("tuned hyperparameters: " + json.dumps(summary["tuned_hyperparameters"]))
-    for source, heads in summary.get("ap", {}).items():
+    if summary.splits:
+        lines.append("splits: " + ", ".join(f"{k}={v:,}" for k, v in summary.splits.items()))
+    if summary.tuned_hyperparameters:
+        lines.append("tuned hyperparameters: " + json.dumps(summary.tuned_hyperparameters))
+    for source, heads in summary.ap.items():
         if heads:
-            lines.append(f"test exact AP on {source:<11}" + "  ".join(f"{h}={v:.4f}" for h, v in heads.items()))
-    baseline = summary.get("baseline")
+            lines.append(f"test exact AP on {source:<11}" + "  ".join(f"{h}={_ap(v)}" for h, v in heads.items()))
+    baseline = summary.baseline
     if baseline:
         lines.append(f"baseline: {baseline['kind']} ({baseline['model']})")
-        for source, heads in summary.get("ap", {}).items():
+        for source, heads in summary.ap.items():
             head = stream_head_of(heads, source)
             base = (baseline.get("ap") or {}).get(source, {}).get(head)
-            if head and base is not None:
+            if head and base and heads[head] is not None:
                 lines.append(f"  {source} stream AP ({head}): candidate {heads[head]:.4f}  baseline {base:.4f}  "
                              f"({heads[head] / base - 1:+.1%})")
-    lines.append(f"blessed: {summary['blessed']}   pushed: {summary['pushed_model'] or 'no'}")
-    if summary.get("not_pushed_reason"):
-        lines.append(f"not pushed: {summary['not_pushed_reason']}")
-    lines.append(f"wall time {summary.get('wall_seconds', 0):.0f} s; full log: {summary.get('log')}")
+    lines.append(f"blessed: {summary.blessed}   pushed: {summary.pushed_model or 'no'}")
+    if summary.not_pushed_reason:
+        lines.append(f"not pushed: {summary.not_pushed_reason}")
+    lines.append(f"wall time {summary.wall_seconds:.0f} s; full log: {summary.log}")
     return "\n".join(lines)

@@ -10,13 +10,12 @@ import os
 from typing import Dict, List, Optional
 
 from core.fields import SOURCES
+from pipeline.run_root import Node, RunRoot
+from pipeline.run_summary import RunSummary
 
-STATISTICS_HTML = "statistics.html"
-REPORT_MD = "report.md"
 
-
-def _artifact(summary: Dict, component: str, kind: str) -> Optional[str]:
-    return (summary.get("artifacts") or {}).get(component, {}).get(kind)
+def _artifact(summary: RunSummary, component: str, kind: str) -> Optional[str]:
+    return summary.artifacts.get(component, {}).get(kind)
 
 
 def write_statistics_html(stats_uri: str, path: str, lhs: str = "train", rhs: str = "test") -> Optional[str]:
@@ -39,9 +38,9 @@ def write_statistics_html(stats_uri: str, path: str, lhs: str = "train", rhs: st
     return path
 
 
-def anomalies(summary: Dict) -> Optional[List[str]]:
+def anomalies(summary: RunSummary) -> Optional[List[str]]:
     """One line per anomaly in any split (ExampleValidator's output); None when it did not run."""
-    uri = _artifact(summary, "ExampleValidator", "ExampleAnomalies")
+    uri = _artifact(summary, Node.VALIDATOR, "ExampleAnomalies")
     if not uri:
         return None
     from components.validation_gate import describe_anomalies
@@ -50,14 +49,14 @@ def anomalies(summary: Dict) -> Optional[List[str]]:
     return describe_anomalies(uri, splits)
 
 
-def report_markdown(summary: Dict, statistics_page: Optional[str] = None) -> str:
+def report_markdown(summary: RunSummary, statistics_page: Optional[str] = None) -> str:
     lines = ["# podcast-mtl run report", ""]
-    if summary.get("preset"):
-        lines.append(f"Preset `{summary['preset']}`; wall time {summary.get('wall_seconds', 0):.0f} s; "
-                     f"full log `{summary.get('log')}`.")
+    if summary.preset:
+        lines.append(f"Preset `{summary.preset}`; wall time {summary.wall_seconds:.0f} s; "
+                     f"full log `{summary.log}`.")
         lines.append("")
     lines += ["## Splits", ""]
-    splits = summary.get("splits") or {}
+    splits = summary.splits
     if splits:
         lines += ["| split | impressions |", "|---|---|"] + [f"| {k} | {v:,} |" for k, v in splits.items()]
     else:
@@ -74,8 +73,8 @@ def report_markdown(summary: Dict, statistics_page: Optional[str] = None) -> str
     else:
         lines.append("None: every split matches the schema.")
     lines += ["", "## Test exact AP per source", ""]
-    candidate = summary.get("ap") or {}
-    baseline = summary.get("baseline") or {}
+    candidate = summary.ap
+    baseline = summary.baseline or {}
     base = baseline.get("ap") or {}
     heads = sorted({h for s in candidate.values() for h in s})
     if heads:
@@ -95,25 +94,26 @@ def report_markdown(summary: Dict, statistics_page: Optional[str] = None) -> str
     else:
         lines.append("No evaluation (the run stopped before the Evaluator).")
     lines += ["", "## Decision", ""]
-    lines.append(f"Blessed: **{'yes' if summary.get('blessed') else 'no'}**.")
-    pushed = summary.get("pushed_model")
+    lines.append(f"Blessed: **{'yes' if summary.blessed else 'no'}**.")
+    pushed = summary.pushed_model
     if pushed:
         lines.append(f"Pushed version **{os.path.basename(pushed.rstrip('/'))}** to `{pushed}`.")
     else:
-        lines.append("Not pushed" + (f": {summary['not_pushed_reason']}" if summary.get("not_pushed_reason") else "."))
+        lines.append("Not pushed" + (f": {summary.not_pushed_reason}" if summary.not_pushed_reason else "."))
     return "\n".join(lines) + "\n"
 
 
-def write_reports(root: str, summary: Dict) -> Dict[str, str]:
+def write_reports(root: str, summary: RunSummary) -> Dict[str, str]:
     """Writes `statistics.html` (when the run has statistics) and `report.md` into `root`."""
     written = {}
-    stats = _artifact(summary, "StatisticsGen", "ExampleStatistics")
-    page = write_statistics_html(stats, os.path.join(root, STATISTICS_HTML)) if stats else None
+    run_root = RunRoot(root)
+    stats = _artifact(summary, Node.STATISTICS, "ExampleStatistics")
+    page = write_statistics_html(stats, run_root.statistics_html) if stats else None
     if page:
         written["statistics"] = page
-    elif os.path.exists(os.path.join(root, STATISTICS_HTML)):  # an earlier run's page would mislead
-        os.remove(os.path.join(root, STATISTICS_HTML))
-    path = os.path.join(root, REPORT_MD)
+    elif os.path.exists(run_root.statistics_html):  # an earlier run's page would mislead
+        os.remove(run_root.statistics_html)
+    path = run_root.report_md
     with open(path, "w") as f:
         f.write(report_markdown(summary, written.get("statistics")))
     written["report"] = path

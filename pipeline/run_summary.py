@@ -1,11 +1,14 @@
 """What one pipeline run did, read back from MLMD and its artifacts: splits, per-source AP,
-blessing, pushed model, and each component's wall time."""
+blessing, pushed model, and each component's wall time. `RunSummary` is that record, and its JSON
+form is `<root>/summary.json`."""
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
+import math
 import os
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
@@ -169,7 +172,65 @@ def rows_report(examples_uri: str) -> Dict:
                                    "duplicate_rows", "duplicates_by_file", "days") if k in report}
 
 
-def summarize_run(metadata_path: str, since_ms: int, error: Optional[str] = None) -> Dict:
+RUNNING, FINISHED, FAILED = "running", "finished", "failed"
+
+
+def _strict(value: Any) -> Any:
+    """`value` with every NaN or infinite float as None (JSON has no NaN): TFMA reports NaN for a
+    metric that is undefined, e.g. AP of a head whose label is never 1 in a slice."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    return value
+
+
+@dataclasses.dataclass
+class RunSummary:
+    """What one run did; `to_json` / `from_json` are its one JSON form (`summary.json`)."""
+    state: str = RUNNING  # RUNNING while the run goes on (or after it was killed), then FINISHED or FAILED
+    started: str = ""
+    pid: Optional[int] = None
+    log: Optional[str] = None  # the run's full log file
+    preset: Optional[str] = None
+    failed: Optional[bool] = None  # None while running
+    blessed: Optional[bool] = None
+    pushed_model: Optional[str] = None  # the pushed version folder
+    not_pushed_reason: Optional[str] = "the run has not finished (or was killed)"
+    splits: Dict[str, int] = dataclasses.field(default_factory=dict)  # examples per split
+    rows: Dict[str, Any] = dataclasses.field(default_factory=dict)  # ExampleGen's row report
+    tuned_hyperparameters: Optional[Dict[str, Any]] = None
+    # {source: {head: exact test AP}} of the candidate; None where undefined (no positive label)
+    ap: Dict[str, Dict[str, Optional[float]]] = dataclasses.field(default_factory=dict)
+    baseline: Optional[Dict[str, Any]] = None  # {"model", "kind", "ap"}: what the candidate was compared with
+    components: List[Dict[str, Any]] = dataclasses.field(default_factory=list)  # component, state, seconds
+    # the newest output artifact of each type, per component: {component: {artifact type: uri}}
+    artifacts: Dict[str, Dict[str, str]] = dataclasses.field(default_factory=dict)
+    wall_seconds: float = 0.0
+    interrupted_executions: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(_strict(dataclasses.asdict(self)), indent=1, allow_nan=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> "RunSummary":
+        raw = json.loads(text)
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in known})
+
+    @classmethod
+    def load(cls, path: str) -> "RunSummary":
+        with open(path) as f:
+            return cls.from_json(f.read())
+
+    def component_states(self) -> Dict[str, str]:
+        """{node id: state} of the components that ran."""
+        return {c["component"]: c["state"] for c in self.components}
+
+
+def summarize_run(metadata_path: str, since_ms: int, error: Optional[str] = None) -> RunSummary:
     rows = executions_since(metadata_path, since_ms)
     hyperparameters = _latest_output(rows, "HyperParameters", Node.TUNER)
     examples = _latest_output(rows, "Examples", Node.WINDOW) or _latest_output(rows, "Examples", Node.EXAMPLE_GEN)
@@ -188,17 +249,18 @@ def summarize_run(metadata_path: str, since_ms: int, error: Optional[str] = None
         reason = "not blessed: " + ("; ".join(validation_failures(evaluation.uri)) or "see the Evaluator output")
     elif not pushed_path:
         reason = "the run ended before the Pusher"
-    return {
-        "blessed": blessed,
-        "pushed_model": pushed_path,
-        "not_pushed_reason": reason,
-        "splits": split_counts(stats.uri) if stats else {},
-        "rows": rows_report(examples.uri) if examples else {},
-        "tuned_hyperparameters": _best_values(hyperparameters.uri) if hyperparameters else None,
-        "ap": _model_ap(evaluation.uri, "candidate") if evaluation else {},
-        "baseline": _baseline(rows, evaluation.uri) if evaluation else None,
-        "components": [{"component": r["component"], "state": r["state"], "seconds": round(r["seconds"], 1)}
-                       for r in rows],
-        # the newest output artifact of each type, per component: {component: {artifact type: uri}}
-        "artifacts": {r["component"]: {kind: arts[-1].uri for kind, arts in r["outputs"].items()} for r in rows},
-    }
+    return RunSummary(
+        state=FAILED if error else FINISHED,
+        failed=error is not None,
+        blessed=blessed,
+        pushed_model=pushed_path,
+        not_pushed_reason=reason,
+        splits=split_counts(stats.uri) if stats else {},
+        rows=rows_report(examples.uri) if examples else {},
+        tuned_hyperparameters=_best_values(hyperparameters.uri) if hyperparameters else None,
+        ap=_model_ap(evaluation.uri, "candidate") if evaluation else {},
+        baseline=_baseline(rows, evaluation.uri) if evaluation else None,
+        components=[{"component": r["component"], "state": r["state"], "seconds": round(r["seconds"], 1)}
+                    for r in rows],
+        artifacts={r["component"]: {kind: arts[-1].uri for kind, arts in r["outputs"].items()} for r in rows},
+    )

@@ -45,6 +45,7 @@ from core.logs import PARTITION_PREFIX, partition_days
 from core.tasks import stream_head
 from pipeline.configs import PipelineConfig
 from pipeline.run_root import Node
+from pipeline.run_summary import FAILED, RunSummary
 from pipeline.spans import IngestFailed, ingest_window, retire_days
 
 LANDING = "landing"
@@ -123,13 +124,13 @@ def run_schedule(config: PipelineConfig, days: int, run: Optional[Callable[[Pipe
             summary = run(today_config)
         except IngestFailed as e:
             ingested, bad_day = e.ingested, e.day
-            summary = {"failed": True, "not_pushed_reason": str(e), "components": []}
-        states = {c["component"]: c["state"] for c in summary.get("components", [])}
+            summary = RunSummary(state=FAILED, failed=True, not_pushed_reason=str(e))
+        states = summary.component_states()
         if states.get(Node.EXAMPLE_GEN) == "done":
             ingested = ingested + [_newest(landing)]
-        failed_at = (summary.get("not_pushed_reason") or "") if summary.get("failed") else ""
-        stopped_at_gate = "ValidationGate" in failed_at
-        if failed_at.startswith("stopped at TemporalExampleGen"):
+        failed_at = (summary.not_pushed_reason or "") if summary.failed else ""
+        stopped_at_gate = Node.GATE in failed_at
+        if failed_at.startswith(f"stopped at {Node.EXAMPLE_GEN}"):
             bad_day = _newest(landing)
         quarantined = []
         if stopped_at_gate:
@@ -140,24 +141,24 @@ def run_schedule(config: PipelineConfig, days: int, run: Optional[Callable[[Pipe
             quarantine(landing, quarantined)
             retire_days(daily, quarantined)
         ap = {}
-        for source_name, heads in (summary.get("ap") or {}).items():
+        for source_name, heads in summary.ap.items():
             head = stream_head(tasks, source_name)
             if heads and heads.get(head) is not None:
                 ap[source_name] = round(heads[head], 4)
-        window = sorted((summary.get("rows") or {}).get("days") or {})
+        window = sorted(summary.rows.get("days") or {})
         row = {"day": today, "span": day_index(today), "window": f"{window[0]}..{window[-1]}" if window else None,
                "window_days": len(window), "window_spans": [day_index(d) for d in window],
-               "arrived": arrived, "ingested": ingested, "blessed": bool(summary.get("blessed")),
-               "pushed": summary.get("pushed_model"), "ap": ap, "splits": summary.get("splits") or {},
+               "arrived": arrived, "ingested": ingested, "blessed": bool(summary.blessed),
+               "pushed": summary.pushed_model, "ap": ap, "splits": summary.splits,
                "serving_version": serving_version(daily.serving),
-               "failed": bool(summary.get("failed")), "stopped_at_gate": stopped_at_gate,
+               "failed": bool(summary.failed), "stopped_at_gate": stopped_at_gate,
                "quarantined": quarantined,
-               "reason": summary.get("not_pushed_reason"),
-               "cached": [c["component"] for c in summary.get("components", []) if c.get("state") == "cached"],
+               "reason": summary.not_pushed_reason,
+               "cached": [c["component"] for c in summary.components if c.get("state") == "cached"],
                "warm_start": warm, "train_steps": today_config.model.train_steps,
-               "tuned": any(c["component"] == "Tuner" for c in summary.get("components", [])),
+               "tuned": Node.TUNER in states,
                "reused_hyperparameters": today_config.reuse_hyperparameters,
-               "trainer_seconds": sum(c["seconds"] for c in summary.get("components", []) if c["component"] == Node.TRAINER),
+               "trainer_seconds": sum(c["seconds"] for c in summary.components if c["component"] == Node.TRAINER),
                "seconds": round(time.time() - t0, 1)}
         report.append(row)
         with open(report_path, "w") as f:

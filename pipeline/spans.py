@@ -118,8 +118,8 @@ def ingest_window(config: PipelineConfig, run_dag=None) -> List[str]:
     todo = stale_days(config, days)
     for i, day in enumerate(todo):
         summary = run_dag(config, ingest_dag(config, day), quiet=True, reports=False)
-        if summary["failed"]:
-            reason = summary["not_pushed_reason"].replace("stopped at TemporalExampleGen: ", "")
+        if summary.failed:
+            reason = summary.not_pushed_reason.replace(f"stopped at {Node.EXAMPLE_GEN}: ", "")
             raise IngestFailed(day, todo[:i], reason)
     return todo
 

@@ -20,18 +20,18 @@ COMPONENTS = {"TemporalExampleGen", "StatisticsGen", "ImportSchemaGen", "Example
 
 def test_end_to_end_run_blesses_and_pushes(pipeline_run, small_logs):
     s = pipeline_run["summary"]
-    assert not s["failed"], s["not_pushed_reason"]
-    ran = [c["component"] for c in s["components"]]
+    assert not s.failed, s.not_pushed_reason
+    ran = [c["component"] for c in s.components]
     assert sorted(ran) == sorted(COMPONENTS) and len(ran) == len(create_pipeline(pipeline_run["config"]).components)  # each exactly once
-    assert all(c["state"] == "done" for c in s["components"])
-    assert s["blessed"] is True and s["not_pushed_reason"] is None
-    assert os.path.isdir(s["pushed_model"])
-    assert s["pushed_model"].startswith(pipeline_run["config"].serving)
+    assert all(c["state"] == "done" for c in s.components)
+    assert s.blessed is True and s.not_pushed_reason is None
+    assert os.path.isdir(s.pushed_model)
+    assert s.pushed_model.startswith(pipeline_run["config"].serving)
     rows = len(pd.concat([pq.read_table(f).to_pandas() for f in glob.glob(f"{small_logs}/date=*/*.parquet")]))
-    assert sum(s["splits"].values()) == rows and all(s["splits"][k] > 0 for k in ("train", "eval", "test"))
+    assert sum(s.splits.values()) == rows and all(s.splits[k] > 0 for k in ("train", "eval", "test"))
     for source in SOURCES:
-        assert set(s["ap"][source]) == set(pipeline_run["config"].model.heads)
-        assert all(0 < v < 1 for v in s["ap"][source].values())
+        assert set(s.ap[source]) == set(pipeline_run["config"].model.heads)
+        assert all(0 < v < 1 for v in s.ap[source].values())
     on_disk = json.load(open(os.path.join(pipeline_run["root"], "summary.json")))
     assert {k: on_disk[k] for k in ("blessed", "pushed_model", "splits", "ap")} == \
            {k: s[k] for k in ("blessed", "pushed_model", "splits", "ap")}
@@ -39,7 +39,7 @@ def test_end_to_end_run_blesses_and_pushes(pipeline_run, small_logs):
 
 def test_pushed_model_scores_raw_examples_in_a_fresh_process(pipeline_run):
     pattern = os.path.join(RunRoot(pipeline_run["root"]).artifact(Node.EXAMPLE_GEN, "examples"), "Split-test", "*.gz")
-    scored = score_in_fresh_process(pipeline_run["summary"]["pushed_model"], pattern, 8)
+    scored = score_in_fresh_process(pipeline_run["summary"].pushed_model, pattern, 8)
     heads = set(pipeline_run["config"].model.heads)
     assert set(scored["serving_default"]) == heads == set(scored["serving_raw"])
     for head in heads:
@@ -63,26 +63,26 @@ def test_rerun_reuses_cache_then_a_worse_model_is_not_blessed(pipeline_run, tmp_
     from pipeline.local_runner import run_pipeline
 
     config = pipeline_run["config"]
-    pushed = pipeline_run["summary"]["pushed_model"]
+    pushed = pipeline_run["summary"].pushed_model
     again = run_pipeline(config, quiet=True)
-    states = {c["component"]: c["state"] for c in again["components"]}
+    states = {c["component"]: c["state"] for c in again.components}
     for name in ("TemporalExampleGen", "StatisticsGen", "Transform", "Tuner", "Trainer"):
         assert states[name] == "cached", states
     # with a pushed model in the serving folder, that model is the baseline (no baseline trainer)
-    assert "baseline_trainer" not in states and again["baseline"]["kind"] == "incumbent (imported)"
-    assert again["baseline"]["model"].startswith(os.path.join(config.root, "baselines", os.path.basename(pushed)))
+    assert "baseline_trainer" not in states and again.baseline["kind"] == "incumbent (imported)"
+    assert again.baseline["model"].startswith(os.path.join(config.root, "baselines", os.path.basename(pushed)))
     for source in SOURCES:
-        assert again["baseline"]["ap"][source]  # the incumbent's AP per source is reported
+        assert again.baseline["ap"][source]  # the incumbent's AP per source is reported
 
     # an imported incumbent better on every source than a 1-step candidate: not blessed, nothing pushed
     serving = str(tmp_path / "serving")
     worse = run_pipeline(config.replace(model=config.model.replace(train_steps=1, eval_every_steps=1),
                                         baseline_model=pushed, serving_dir=serving, ap_tolerance=0.01), quiet=True)
-    states = {c["component"]: c["state"] for c in worse["components"]}
+    states = {c["component"]: c["state"] for c in worse.components}
     assert states["Trainer"] == "done" and states["Transform"] == "cached"
-    assert worse["blessed"] is False and worse["pushed_model"] is None
-    assert "below the baseline's" in worse["not_pushed_reason"], worse["not_pushed_reason"]
-    assert "exact_average_precision" in worse["not_pushed_reason"]
+    assert worse.blessed is False and worse.pushed_model is None
+    assert "below the baseline's" in worse.not_pushed_reason, worse.not_pushed_reason
+    assert "exact_average_precision" in worse.not_pushed_reason
     assert not os.path.exists(serving) or not os.listdir(serving)
 
 
@@ -90,15 +90,15 @@ def test_tuned_hyperparameters_reach_the_pushed_model(pipeline_run):
     from models.export import read_model_config
 
     s = pipeline_run["summary"]
-    states = {c["component"]: c["state"] for c in s["components"]}
+    states = {c["component"]: c["state"] for c in s.components}
     assert states["Tuner"] == "done" and states["baseline_trainer"] == "done"
-    tuned = s["tuned_hyperparameters"]
+    tuned = s.tuned_hyperparameters
     assert set(tuned) >= {"source_alpha", "learning_rate", "embedding_dim", "encoder_units", "dropout"}
-    served = read_model_config(s["pushed_model"])
+    served = read_model_config(s.pushed_model)
     assert served == pipeline_run["config"].model.with_hyperparameters(tuned)
     # the first run had no incumbent: a promotions baseline trained in the same run, compared per source
-    assert s["baseline"]["kind"].startswith("promotions_baseline")
-    assert set(s["baseline"]["ap"]["ads"]) >= {"promo_stream", "ad_stream"}  # ad_stream: its promotions head
+    assert s.baseline["kind"].startswith("promotions_baseline")
+    assert set(s.baseline["ap"]["ads"]) >= {"promo_stream", "ad_stream"}  # ad_stream: its promotions head
 
 
 def test_without_tuning_the_trainer_takes_the_config_as_is(pipeline_run):
@@ -154,7 +154,7 @@ def test_in_process_scoring_equals_the_evaluator(pipeline_run, transformed):
     from models.sampling import eval_dataset
 
     tft_out, files, _ = transformed
-    model_dir = os.path.join(pipeline_run["summary"]["artifacts"]["Trainer"]["Model"], "Format-Serving")
+    model_dir = os.path.join(pipeline_run["summary"].artifacts["Trainer"]["Model"], "Format-Serving")
     model = tf.keras.models.load_model(model_dir)
     inputs = {name for name, _ in model_inputs()}
 
@@ -164,6 +164,6 @@ def test_in_process_scoring_equals_the_evaluator(pipeline_run, transformed):
     tasks = pipeline_run["config"].model.tasks()
     ap = stream_ap_by_source(tasks, score_dataset(reloaded, eval_dataset(files["test"],
                                                                          tft_out.transformed_feature_spec())))
-    evaluator = pipeline_run["summary"]["ap"]
+    evaluator = pipeline_run["summary"].ap
     for source in SOURCES:
         assert ap[source] == pytest.approx(evaluator[source][stream_head(tasks, source)], abs=1e-6)

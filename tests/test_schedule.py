@@ -105,8 +105,8 @@ def test_span_window_ingests_each_day_once_and_never_serves_a_stale_one(tiny_day
         ingested = spans.ingest_window(config)
         components, _ = example_components(config)
         s = run_dag(config, _pipeline(config, components, metadata_connection(config)), quiet=True, reports=False)
-        assert not s["failed"], s["not_pushed_reason"]
-        return ingested, {c["component"]: c["state"] for c in s["components"]}, s["rows"]["days"]
+        assert not s.failed, s.not_pushed_reason
+        return ingested, {c["component"]: c["state"] for c in s.components}, s.rows["days"]
 
     def rows(day):
         return sum(pq.read_metadata(f).num_rows for f in glob.glob(os.path.join(landing, f"date={day}", "*.parquet")))

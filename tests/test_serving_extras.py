@@ -22,8 +22,8 @@ def pushed(pipeline_run):
     """The pushed model, loaded in this process: (model dir, loaded SavedModel)."""
     import tensorflow as tf
 
-    path = pipeline_run["summary"]["pushed_model"]
-    assert path and os.path.isdir(path), pipeline_run["summary"]["not_pushed_reason"]
+    path = pipeline_run["summary"].pushed_model
+    assert path and os.path.isdir(path), pipeline_run["summary"].not_pushed_reason
     return path, tf.saved_model.load(path)
 
 
@@ -133,12 +133,12 @@ def test_bulk_inferrer_scores_the_test_split_with_the_blessed_model(pipeline_run
 
     s = pipeline_run["summary"]
     assert pipeline_run["config"].bulk_inference
-    uri = s["artifacts"]["BulkInferrer"]["InferenceResult"]
+    uri = s.artifacts["BulkInferrer"]["InferenceResult"]
     files = glob.glob(os.path.join(uri, "*.gz"))
     assert files, os.listdir(uri)
     logs = [prediction_log_pb2.PredictionLog.FromString(r.numpy())
             for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
-    assert len(logs) == s["splits"]["test"]
+    assert len(logs) == s.splits["test"]
     heads = set(pipeline_run["config"].model.heads)
     first = logs[0].predict_log
     assert set(first.response.outputs) == heads

@@ -5,16 +5,9 @@ from __future__ import annotations
 from tfx import types
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
-from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
-from components.temporal_window import executor
+from components.temporal_window import executor, spec
 from core.split import TemporalSplit
-
-
-class TemporalWindowSpec(ComponentSpec):
-    PARAMETERS = {executor.TEMPORAL_SPLIT_KEY: ExecutionParameter(type=str)}
-    INPUTS = {executor.DAYS_KEY: ChannelParameter(type=standard_artifacts.Examples)}
-    OUTPUTS = {executor.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples)}
 
 
 class TemporalWindow(base_component.BaseComponent):
@@ -25,10 +18,10 @@ class TemporalWindow(base_component.BaseComponent):
     every rejection, repeated id and empty split of the window. Cached by its input artifacts:
     a re-ingested day is a new artifact, hence a new window."""
 
-    SPEC_CLASS = TemporalWindowSpec
+    SPEC_CLASS = spec.TemporalWindowSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
 
     def __init__(self, days: types.BaseChannel, split: TemporalSplit):
-        super().__init__(spec=TemporalWindowSpec(
+        super().__init__(spec=spec.TemporalWindowSpec(
             days=days, examples=types.Channel(type=standard_artifacts.Examples),
-            **{executor.TEMPORAL_SPLIT_KEY: split.to_json()}))
+            **{spec.TEMPORAL_SPLIT_KEY: split.to_json()}))

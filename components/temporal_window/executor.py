@@ -15,9 +15,7 @@ from core.days import DAY, day_name
 from core.logs import DAY_SPLIT, EXAMPLE_GEN_REPORT
 from core.split import SPLITS, TemporalSplit
 
-TEMPORAL_SPLIT_KEY = "temporal_split"
-DAYS_KEY = "days"
-EXAMPLES_KEY = "examples"
+from components.temporal_window.spec import DAYS_KEY, EXAMPLES_KEY, TEMPORAL_SPLIT_KEY
 
 
 def span_of(artifact) -> int:

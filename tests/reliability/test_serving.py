@@ -55,7 +55,7 @@ def test_pushed_model_refuses_unknown_sources_through_both_signatures(pipeline_r
 
     from pipeline.run_root import Node, RunRoot
 
-    model = tf.saved_model.load(pipeline_run["summary"]["pushed_model"])
+    model = tf.saved_model.load(pipeline_run["summary"].pushed_model)
     examples = RunRoot(pipeline_run["root"]).artifact(Node.EXAMPLE_GEN, "examples")
     records = [r.numpy() for r in tf.data.TFRecordDataset(glob.glob(os.path.join(examples, "Split-test", "*.gz")),
                                                           compression_type="GZIP").take(2)]

@@ -4,7 +4,7 @@ import os
 import pytest
 import tensorflow_data_validation as tfdv
 
-from components.validation_gate.component import ANOMALIES_FILE, describe_anomalies
+from components.validation_gate.executor import ANOMALIES_FILE, describe_anomalies
 from schemas import SCHEMA_DIR
 
 
