@@ -56,6 +56,10 @@ def _execution_order(path: str) -> int:
     return int(name) if name.isdigit() else -1
 
 
+def _in_root(name: str, doc: str) -> property:
+    return property(lambda self: os.path.join(self.path, name), doc=f"ROOT/{name}: {doc}")
+
+
 @dataclasses.dataclass(frozen=True)
 class RunRoot:
     """A run root's paths. `serving_dir` and `metadata_path` override their defaults inside the root."""
@@ -63,59 +67,24 @@ class RunRoot:
     serving_dir: Optional[str] = None
     metadata_path: Optional[str] = None
 
-    DATA = "data"
-    PIPELINE = "pipeline"
-    SERVING = "serving"
-    LOGS = "logs"
-    METADATA = "metadata.sqlite"
-    SUMMARY = "summary.json"
-    REPORT_MD = "report.md"
-    STATISTICS_HTML = "statistics.html"
-    SCHEDULE = "schedule.json"
-    LOCK = ".lock"
-
-    def _join(self, name: str) -> str:
-        return os.path.join(self.path, name)
-
-    @property
-    def data(self) -> str:
-        return self._join(self.DATA)
-
-    @property
-    def pipeline(self) -> str:
-        return self._join(self.PIPELINE)
+    data = _in_root("data", "the default synthetic logs")
+    pipeline = _in_root("pipeline", "TFX's artifacts, <node>/<output>/<execution id>/")
+    logs = _in_root("logs", "one full log per run")
+    summary = _in_root("summary.json", "RunSummary of the latest run")
+    report_md = _in_root("report.md", "the latest run's report")
+    statistics_html = _in_root("statistics.html", "feature statistics of the latest run")
+    schedule = _in_root("schedule.json", "the daily runs of `podcast-mtl schedule`")
+    lock = _in_root(".lock", "held by the run using the root")
 
     @property
     def serving(self) -> str:
-        return self.serving_dir or self._join(self.SERVING)
+        """Pushed model versions (default ROOT/serving)."""
+        return self.serving_dir or os.path.join(self.path, "serving")
 
     @property
     def metadata(self) -> str:
-        return self.metadata_path or self._join(self.METADATA)
-
-    @property
-    def logs(self) -> str:
-        return self._join(self.LOGS)
-
-    @property
-    def summary(self) -> str:
-        return self._join(self.SUMMARY)
-
-    @property
-    def report_md(self) -> str:
-        return self._join(self.REPORT_MD)
-
-    @property
-    def statistics_html(self) -> str:
-        return self._join(self.STATISTICS_HTML)
-
-    @property
-    def schedule(self) -> str:
-        return self._join(self.SCHEDULE)
-
-    @property
-    def lock(self) -> str:
-        return self._join(self.LOCK)
+        """MLMD's SQLite file (default ROOT/metadata.sqlite)."""
+        return self.metadata_path or os.path.join(self.path, "metadata.sqlite")
 
     def node(self, node: str) -> str:
         """The folder of one node's artifacts."""
