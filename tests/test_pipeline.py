@@ -34,7 +34,7 @@ def test_end_to_end_run_blesses_and_pushes(pipeline_run, small_logs):
         assert all(0 < v < 1 for v in s.ap[source].values())
     on_disk = json.load(open(os.path.join(pipeline_run["root"], "summary.json")))
     assert {k: on_disk[k] for k in ("blessed", "pushed_model", "splits", "ap")} == \
-           {k: s[k] for k in ("blessed", "pushed_model", "splits", "ap")}
+           {k: getattr(s, k) for k in ("blessed", "pushed_model", "splits", "ap")}
 
 
 def test_pushed_model_scores_raw_examples_in_a_fresh_process(pipeline_run):
