@@ -28,6 +28,7 @@ from typing import Dict, Optional
 
 from tfx import v1 as tfx
 
+from core.row_report import RowReport
 from core.versions import newest_version
 from core.tasks import TASKS, stream_head
 from pipeline.configs import PipelineConfig
@@ -244,11 +245,8 @@ def format_summary(summary: Dict) -> str:
     lines = ["", f"{'component':<32}{'state':>10}{'seconds':>10}"]
     for c in summary.get("components", []):
         lines.append(f"{c['component']:<32}{c['state']:>10}{c['seconds']:>10.1f}")
-    rows = summary.get("rows") or {}
-    if rows:
-        lines.append(f"rows: {rows['rows_read']:,} read, {rows['rows_kept']:,} in splits, {rows['rows_rejected']:,} rejected"
-                     + (f" {rows['rejected']}" if rows["rejected"] else "")
-                     + (f", {rows['duplicate_rows']:,} with a repeated impression_id" if rows["duplicate_rows"] else ""))
+    if summary.get("rows"):
+        lines.append(RowReport.from_dict(summary["rows"]).line())
     if summary.get("splits"):
         lines.append("splits: " + ", ".join(f"{k}={v:,}" for k, v in summary["splits"].items()))
     if summary.get("tuned_hyperparameters"):

@@ -10,7 +10,7 @@ from typing import Dict, List, Optional
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from core.logs import EXAMPLE_GEN_REPORT
+from core.row_report import RowReport
 from core.split import SPLITS
 from evaluation.tfma_metrics import EXACT_AP_NAME
 from core.fields import SOURCES
@@ -157,16 +157,11 @@ def _baseline(rows: List[Dict], evaluation_uri: str) -> Optional[Dict]:
 
 
 def rows_report(examples_uri: str) -> Dict:
-    """What TemporalExampleGen did with every row read (`core.logs.EXAMPLE_GEN_REPORT`); with daily
-    spans, merged over the window's days by TemporalWindow, with `days`: each day's split, span and
-    the Examples artifact it came from."""
-    path = os.path.join(examples_uri, EXAMPLE_GEN_REPORT)
-    if not os.path.exists(path):
-        return {}
-    with open(path) as f:
-        report = json.load(f)
-    return {k: report[k] for k in ("rows_read", "rows_kept", "rows_rejected", "rejected", "rejected_by_file",
-                                   "duplicate_rows", "duplicates_by_file", "days") if k in report}
+    """What TemporalExampleGen did with every row read (its `RowReport`, `core/row_report.py`); with
+    daily spans, merged over the window's days by TemporalWindow, with `days`: each day's split, span
+    and the Examples artifact it came from."""
+    report = RowReport.read(examples_uri)
+    return report.summary() if report else {}
 
 
 def summarize_run(metadata_path: str, since_ms: int, error: Optional[str] = None) -> Dict:
