@@ -49,6 +49,7 @@ def cmd_compile(args) -> int:
 
 def cmd_schedule(args) -> int:
     """D consecutive daily runs as the logs arrive one day at a time (LocalDagRunner)."""
+    from pipeline.local_runner import RootBusy
     from pipeline.run_root import RunRoot
     from pipeline.schedule import run_schedule
 
@@ -59,7 +60,7 @@ def cmd_schedule(args) -> int:
           f"(window {config.split.window_days or 'all'} days); outputs in {config.root}", flush=True)
     try:
         report = run_schedule(config, args.days, warm_start=args.warm_start, warm_start_steps=args.warm_start_steps)
-    except ValueError as e:
+    except (RootBusy, ValueError) as e:
         raise UsageError(str(e))
     print(f"schedule: {RunRoot(config.root).schedule}")
     return 0 if report and not report[-1]["failed"] else 1

@@ -54,7 +54,7 @@ def range_reason(name: str, what: str) -> str:
     return f"field {name!r} {what}"
 
 
-UNKNOWN_SOURCE = f"source not one of {', '.join(SOURCES)}"
+UNKNOWN_SOURCE = f"field 'source' not one of {', '.join(SOURCES)}"
 
 
 def wrong_source_reason(name: str, only_on: str) -> str:

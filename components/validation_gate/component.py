@@ -107,10 +107,24 @@ def _day_of_record_file(name: str) -> Optional[str]:
     return m.group(1) if m else None
 
 
-def day_anomalies(examples_uri: str, split_names: List[str], schema_uri: str, report: RowReport) -> Dict[str, List[str]]:
+def anomaly_features(anomalies_uri: str, split_names: List[str]) -> set:
+    """The features with an anomaly in any split."""
+    out = set()
+    for split in split_names:
+        path = os.path.join(anomalies_uri, f"Split-{split}", ANOMALIES_FILE)
+        if tf.io.gfile.exists(path):
+            anomalies = anomalies_pb2.Anomalies()
+            anomalies.ParseFromString(tf.io.gfile.GFile(path, "rb").read())
+            out |= set(anomalies.anomaly_info)
+    return out
+
+
+def day_anomalies(examples_uri: str, split_names: List[str], schema_uri: str, report: RowReport,
+                  features: Optional[set] = None) -> Dict[str, List[str]]:
     """{YYYY-MM-DD: one line per anomaly of that day alone}: each day's records of the splits checked
     against the schema on their own, so a gate that found anomalies names the day (and its files)
-    that has them."""
+    that has them. With `features`, only anomalies of those features (the ones the splits have)
+    count: a day is never blamed for what only a day-sized sample shows."""
     import tensorflow_data_validation as tfdv
     from tensorflow_data_validation.statistics import stats_impl
     from tfx_bsl.coders import example_coder
@@ -135,7 +149,8 @@ def day_anomalies(examples_uri: str, split_names: List[str], schema_uri: str, re
         anomalies = tfdv.validate_statistics(stats, schema)
         lines = [f"{feature!r}: " + ("; ".join(f"{r.short_description}: {r.description}" for r in info.reason)
                                      or info.description)
-                 for feature, info in sorted(anomalies.anomaly_info.items())]
+                 for feature, info in sorted(anomalies.anomaly_info.items())
+                 if features is None or feature in features]
         if lines:
             files = report.files_of_day(day)
             out[day] = [f"day {day}" + (f" ({', '.join(files)})" if files else "") + f": feature {line}"
@@ -170,7 +185,8 @@ def ValidationGate(examples: InputArtifact[Examples], anomalies: InputArtifact[E
     if problems:
         bad = set(report.bad_days()) if rows else set()
         if schema_problems:
-            by_day = day_anomalies(examples.uri, splits, schema.uri, report)
+            by_day = day_anomalies(examples.uri, splits, schema.uri, report,
+                                   anomaly_features(anomalies.uri, splits))
             problems += [line for lines in by_day.values() for line in lines]
             bad |= set(by_day)
         if bad:
