@@ -6,7 +6,7 @@ import argparse
 import os
 
 from cli.common import (UsageError, add_data_args, add_pipeline_args, pipeline_config, positive, presets_help,
-                        writable_root)
+                        refuse_overlap, writable_root)
 
 
 def cmd_run(args) -> int:
@@ -40,6 +40,7 @@ def cmd_compile(args) -> int:
     except ImportError as e:
         raise UsageError(f"compiling needs the kfp extra (make setup-kfp, or "
                          f"pip install -c constraints-kfp.txt -e '.[kfp]'): {e}")
+    refuse_overlap("--out", args.out, {"--data": args.data, "--schema-file": args.schema_file})
     config = pipeline_config(args, args.root)
     job = compile_pipeline(config, args.image, args.out, schema_file=args.schema_file)
     steps = step_images(job)

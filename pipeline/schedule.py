@@ -20,7 +20,7 @@ pipeline root and one serving folder across days, as a daily cron / Airflow sche
   cache hit of TemporalWindow and of everything after it.
 * the gate: a day whose logs break the schema, today's or an older one of the window (a backfilled
   or re-delivered day), stops its run at the ValidationGate (nothing is trained or pushed; serving
-  keeps the previous model). The gate names the file and day of every problem and ends with a
+  keeps the previous model). The gate names the file and day of every problem and starts with a
   `bad days:` line; the partitions of exactly those days move to `<root>/quarantine/` and their
   artifacts are marked MARKED_FOR_DELETION in MLMD (no resolver picks them again), so the next
   day's window holds the latest days that passed. A day that cannot be ingested at all (the strict

@@ -8,7 +8,7 @@ source, or when the eval or test split has no positive `stream` label on a sourc
 Transform reads the schema from this gate, so nothing downstream (Transform, Trainer,
 Evaluator, Pusher) runs on logs that failed validation. The error names every split, feature
 and anomaly, every file with its day, and, when the schema check failed, each day's own anomalies
-(each day's records checked alone); its last line, `bad days: ...`, lists the days at fault (the
+(each day's records checked alone); its first line, `bad days: ...`, lists the days at fault (the
 schedule quarantines them). Earlier artifacts and pushed models are left as they were.
 """
 
@@ -29,7 +29,7 @@ from core.row_report import RowReport, file_day
 from core.split import SPLITS
 
 ANOMALIES_FILE = "SchemaDiff.pb"
-BAD_DAYS = "bad days: "  # the gate's last line: the days whose files have the problems (the schedule reads it)
+BAD_DAYS = "bad days: "  # the gate's first line: the days whose files have the problems (the schedule reads it)
 _RECORD_DAY = re.compile(r"data_tfrecord-(\d{4}-\d{2}-\d{2})-")
 
 
@@ -189,8 +189,8 @@ def ValidationGate(examples: InputArtifact[Examples], anomalies: InputArtifact[E
                                    anomaly_features(anomalies.uri, splits))
             problems += [line for lines in by_day.values() for line in lines]
             bad |= set(by_day)
-        if bad:
-            problems.append(bad_days_line(sorted(bad)))
+        if bad:  # first, so that a cut message still names them
+            problems.insert(0, bad_days_line(sorted(bad)))
         raise DataValidationError(
             "validation gate: the logs do not match the schema; nothing is trained or pushed.\n  "
             + "\n  ".join(problems))
