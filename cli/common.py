@@ -4,8 +4,10 @@ with plain constructors."""
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
-from typing import Optional
+import re
+from typing import Dict, Optional
 
 
 class UsageError(Exception):
@@ -30,6 +32,28 @@ def int_in(name: str, low: int, high: Optional[int] = None, high_text: Optional[
             raise argparse.ArgumentTypeError(f"{name} must be {bound}, got {value}")
         return value
     return parse
+
+
+def day_arg(name: str):
+    """An argparse type: a calendar day written YYYY-MM-DD exactly (no 2026-1-5, no 2026-02-30)."""
+    def parse(text):
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            raise argparse.ArgumentTypeError(f"{name} must be a day written YYYY-MM-DD, got {text!r}")
+        try:
+            dt.date.fromisoformat(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} {text}: no such day")
+        return text
+    return parse
+
+
+def refuse_overlap(out_flag: str, out: Optional[str], inputs: Dict[str, Optional[str]], replaces: bool = False) -> None:
+    """UsageError when an output is, or is inside, one of the command's inputs (`core.paths.overlap`)."""
+    from core.paths import overlap
+
+    problem = overlap(out_flag, out, inputs, replaces) if out else None
+    if problem:
+        raise UsageError(problem)
 
 
 def positive(name: str):
@@ -72,16 +96,28 @@ def out_folder(text):
     return text
 
 
-def writable_root(root: str) -> None:
-    """A clear error instead of a traceback when the root cannot be created or written."""
+def writable_root(root: str, flag: str = "--root") -> None:
+    """A clear error instead of a traceback when the root cannot be created or written. Folders it
+    creates to find out are removed again: a command refused later leaves nothing behind."""
+    created = []
     try:
+        parent = os.path.abspath(root)
+        while not os.path.exists(parent):
+            created.append(parent)
+            parent = os.path.dirname(parent)
         os.makedirs(root, exist_ok=True)
         probe = os.path.join(root, f".write-test-{os.getpid()}")
         with open(probe, "w"):
             pass
         os.remove(probe)
     except OSError as e:
-        raise UsageError(f"--root {root}: cannot write there ({e.strerror or e})")
+        raise UsageError(f"{flag} {root}: cannot write there ({e.strerror or e})")
+    finally:
+        for folder in created:  # deepest first
+            try:
+                os.rmdir(folder)
+            except OSError:
+                pass
 
 
 def presets_help() -> str:
@@ -104,7 +140,8 @@ def add_data_args(p, root_help: str) -> None:
                    help="days before the test days that form the eval split (default %(default)s)")
     p.add_argument("--window-days", type=positive("--window-days"), default=None,
                    help="read only the newest N day partitions (a rolling window; default: every day)")
-    p.add_argument("--end-day", metavar="YYYY-MM-DD", help="ignore partitions after this day (default: none)")
+    p.add_argument("--end-day", metavar="YYYY-MM-DD", type=day_arg("--end-day"),
+                   help="ignore partitions after this day (default: none)")
     p.add_argument("--train-steps", type=positive("--train-steps"),
                    help="training steps (batches) per model (default: the preset's)")
     p.add_argument("--seed", type=seed_type(), default=default(GeneratorConfig, "seed"),
@@ -173,6 +210,16 @@ def pipeline_config(args, root: str):
     baseline = opts.get("baseline_model")
     if baseline and "://" not in baseline and not os.path.isdir(baseline):
         raise UsageError(f"--baseline-model {baseline}: no such folder")
+    inputs = {"--data": opts.get("data"), "--baseline-model": baseline}
+    refuse_overlap("--root", root, inputs)
+    refuse_overlap("--serving-dir", opts.get("serving_dir"), inputs)
+    end_day = opts.get("end_day")
+    if end_day and "://" not in data:
+        from core.logs import partition_days
+
+        days = sorted(partition_days(data))
+        if days and end_day < days[0]:
+            raise UsageError(f"--end-day {end_day} selects no day partition of {data} (the first is {days[0]})")
     given = {name: opts[name] for name in ("ap_tolerance", "max_rejected_rows", "serving_dir", "baseline_model")
              if opts.get(name) is not None}
     try:

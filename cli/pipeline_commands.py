@@ -6,7 +6,7 @@ import argparse
 import os
 
 from cli.common import (UsageError, add_data_args, add_pipeline_args, pipeline_config, positive, presets_help,
-                        writable_root)
+                        refuse_overlap, writable_root)
 
 
 def cmd_run(args) -> int:
@@ -40,6 +40,7 @@ def cmd_compile(args) -> int:
     except ImportError as e:
         raise UsageError(f"compiling needs the kfp extra (make setup-kfp, or "
                          f"pip install -c constraints-kfp.txt -e '.[kfp]'): {e}")
+    refuse_overlap("--out", args.out, {"--data": args.data, "--schema-file": args.schema_file})
     config = pipeline_config(args, args.root)
     job = compile_pipeline(config, args.image, args.out, schema_file=args.schema_file)
     steps = step_images(job)
@@ -49,6 +50,7 @@ def cmd_compile(args) -> int:
 
 def cmd_schedule(args) -> int:
     """D consecutive daily runs as the logs arrive one day at a time (LocalDagRunner)."""
+    from pipeline.local_runner import RootBusy
     from pipeline.run_root import RunRoot
     from pipeline.schedule import run_schedule
 
@@ -59,7 +61,7 @@ def cmd_schedule(args) -> int:
           f"(window {config.split.window_days or 'all'} days); outputs in {config.root}", flush=True)
     try:
         report = run_schedule(config, args.days, warm_start=args.warm_start, warm_start_steps=args.warm_start_steps)
-    except ValueError as e:
+    except (RootBusy, ValueError) as e:
         raise UsageError(str(e))
     print(f"schedule: {RunRoot(config.root).schedule}")
     return 0 if report and not report[-1]["failed"] else 1

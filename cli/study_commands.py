@@ -9,7 +9,7 @@ import sys
 import time
 
 from cli.common import (UsageError, add_data_args, add_tuning_args, out_folder, pipeline_config, positive,
-                        presets_help, seed_type, writable_root)
+                        presets_help, refuse_overlap, seed_type, writable_root)
 
 
 def cmd_ablate(args) -> int:
@@ -18,10 +18,13 @@ def cmd_ablate(args) -> int:
     from study.ablation import run_ablation
     from study.tables import ablation_markdown
 
-    presets = [p.strip() for p in args.presets.split(",") if p.strip()] if args.presets else list(PRESETS)
+    presets = [p.strip() for p in args.presets.split(",") if p.strip()] if args.presets is not None else list(PRESETS)
     unknown = [p for p in presets if p not in PRESETS]
     if unknown:
         raise UsageError(f"--presets: unknown {', '.join(unknown)}; presets are {', '.join(PRESETS)}")
+    if not presets:
+        raise UsageError(f"--presets {args.presets!r} selects no preset; presets are {', '.join(PRESETS)}")
+    refuse_overlap("--out", args.out, {"--data": args.data})
     work = os.path.join(args.out, "work")
     writable_root(work)
     config = pipeline_config(args, work)
@@ -84,19 +87,46 @@ def ab_models(args):
     for flag, path in (("--control", control), ("--treatment", treatment)):
         if not os.path.isdir(path):
             raise UsageError(f"{flag} {path}: no such folder")
-    world = GeneratorConfig()
-    data = args.data or (root.data if root else None)
-    manifest = read_manifest(data) if data else None
-    if args.data and manifest is None:
-        raise UsageError(f"--data {args.data}: no logs written by podcast-mtl (no manifest.json)")
-    if manifest is not None:
-        if manifest.get("generator") != "synthetic":
-            raise UsageError(f"--data {data}: the logs are {manifest.get('generator')!r}, not the synthetic world; the "
-                             f"A/B simulation needs the world's counterfactual truth (synthetic logs only)")
+    data = args.data or (run_data(root) if root else None)
+    if data is None:
+        raise UsageError("give --data: the synthetic logs the models were trained on (their manifest.json gives "
+                         "the world to simulate)")
+    manifest = read_manifest(data)
+    if manifest is None:
+        how = "--data" if args.data else f"--root {args.root}: the run read"
+        raise UsageError(f"{how} {data}: no logs written by podcast-mtl (no manifest.json), so the world the "
+                         f"models were trained on is unknown; pass --data with the synthetic logs they were trained on")
+    if manifest.get("generator") != "synthetic" or not isinstance(manifest.get("config"), dict):
+        raise UsageError(f"--data {data}: the logs are {manifest.get('generator')!r}, not the synthetic world; the "
+                         f"A/B simulation needs the world's counterfactual truth (synthetic logs only)")
+    try:
         world = GeneratorConfig(**manifest["config"])
+    except TypeError as e:
+        raise UsageError(f"--data {data}: manifest.json's generator config is not this version's ({e})")
     if args.world_seed is not None:
         world = dataclasses.replace(world, seed=args.world_seed)
+    refuse_overlap("--out", args.out, {"--control": control, "--treatment": treatment, "--data": data,
+                                       "--root": args.root})
     return control, treatment, world
+
+
+def run_data(root) -> str:
+    """The logs a run root's pipeline read: its ExampleGen's `input_base` in MLMD, else ROOT/data."""
+    from pipeline.run_summary import _store
+
+    if os.path.exists(root.metadata):
+        try:
+            store = _store(root.metadata)
+            gens = [e for e in store.get_executions() if "input_base" in e.properties or
+                    "input_base" in e.custom_properties]
+            if gens:
+                newest = max(gens, key=lambda e: (e.create_time_since_epoch, e.id))
+                props = newest.custom_properties if "input_base" in newest.custom_properties else newest.properties
+                if props["input_base"].string_value:
+                    return props["input_base"].string_value
+        except Exception:  # an unreadable store: fall back to the default place
+            pass
+    return root.data
 
 
 def cmd_simulate_ab(args) -> int:

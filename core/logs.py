@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Dict, Iterable, Optional
+from typing import Callable, Dict, Iterable, Optional
 
 import numpy as np
 import pandas as pd
@@ -87,23 +87,52 @@ class NotOurFolder(ValueError):
     """The output folder holds files this tool did not write; it is left untouched."""
 
 
+def _entries(folder: str) -> Dict[str, int]:
+    """{path relative to `folder`: bytes} of every file under it (hidden ones included)."""
+    out = {}
+    for base, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(base, name)
+            out[os.path.relpath(path, folder)] = os.path.getsize(path)
+    return out
+
+
 def check_replaceable(out_dir: str, overwrite: bool = False) -> None:
-    """Only a missing or empty folder, or one this tool wrote (it holds our `manifest.json`), may be
-    replaced; anything else raises NotOurFolder unless `overwrite`."""
+    """Only a missing or empty folder, or one that holds exactly what this tool wrote there (our
+    `manifest.json` and the day files it lists, with their sizes), may be replaced; anything else
+    (a foreign folder, or ours with a file added, removed or changed) raises NotOurFolder unless
+    `overwrite`, naming what is not ours."""
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ValueError(f"--out {out_dir}: exists and is not a folder")
     if overwrite or not os.path.isdir(out_dir) or not os.listdir(out_dir):
         return
-    if read_manifest(out_dir) is None:
+    manifest = read_manifest(out_dir)
+    if manifest is None:
         raise NotOurFolder(f"--out {out_dir}: the folder is not empty and holds no {MANIFEST} (it was not written "
                            f"by podcast-mtl); refusing to replace its {len(os.listdir(out_dir))} entries; "
                            f"pass --overwrite to replace it anyway")
+    found = _entries(out_dir)
+    found.pop(MANIFEST, None)
+    wrote = manifest.get("files") or {os.path.join(PARTITION_PREFIX + day, FILE_NAME): None
+                                      for day in manifest["rows_per_day"]}
+    extra = sorted(set(found) - set(wrote))
+    changed = sorted(p for p, size in wrote.items() if p in found and size is not None and found[p] != size)
+    missing = sorted(set(wrote) - set(found))
+    if extra or changed or missing:
+        what = "; ".join(part for part in (
+            f"not written by podcast-mtl: {', '.join(extra[:5])}" + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
+            if extra else "",
+            f"changed since: {', '.join(changed[:5])}" if changed else "",
+            f"missing: {', '.join(missing[:5])}" if missing else "") if part)
+        raise NotOurFolder(f"--out {out_dir}: holds more or other than the logs podcast-mtl wrote there ({what}); "
+                           f"refusing to replace it; move those files, or pass --overwrite to replace it anyway")
 
 
 def write_logs(df: pd.DataFrame, out_dir: str, manifest: Dict, with_truth: bool,
-               overwrite: bool = False) -> Dict[str, int]:
+               overwrite: bool = False, check: Optional[Callable[[str], None]] = None) -> Dict[str, int]:
     """Writes `df` as day partitions under `out_dir`, atomically. Returns rows per day. An existing
-    folder is replaced only when this tool wrote it (or `overwrite`): see `check_replaceable`."""
+    folder is replaced only when this tool wrote it (or `overwrite`): see `check_replaceable`.
+    `check(path)` is called on each day file written, before anything is replaced (it raises to stop)."""
     check_replaceable(out_dir, overwrite)
     parent = os.path.dirname(os.path.abspath(out_dir))
     os.makedirs(parent, exist_ok=True)
@@ -117,10 +146,15 @@ def write_logs(df: pd.DataFrame, out_dir: str, manifest: Dict, with_truth: bool,
             name = day_name(day)
             folder = os.path.join(tmp, PARTITION_PREFIX + name)
             os.makedirs(folder)
-            pq.write_table(_rows_table(part, schema), os.path.join(folder, FILE_NAME), compression="snappy")
+            path = os.path.join(folder, FILE_NAME)
+            pq.write_table(_rows_table(part, schema), path, compression="snappy")
+            if check is not None:
+                check(path)
             rows_per_day[name] = len(part)
+        files = _entries(tmp)
         with open(os.path.join(tmp, MANIFEST), "w") as f:
-            json.dump(dict(manifest, rows=int(len(df)), rows_per_day=rows_per_day), f, indent=1, sort_keys=True)
+            json.dump(dict(manifest, rows=int(len(df)), rows_per_day=rows_per_day, files=files), f, indent=1,
+                      sort_keys=True)
         _swap_into_place(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

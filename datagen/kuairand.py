@@ -18,7 +18,9 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from core.log_reader import LogError, check_log_file, read_parquet
 from core.logs import add_popularity, check_replaceable, write_logs
+from core.paths import overlap
 from core.fields import LIST_LENGTH
 
 LOG_FILE = "log_standard_pure_20220425_20220508.parquet"
@@ -34,13 +36,65 @@ class InputError(ValueError):
 
 
 def _read(path: str, columns: Sequence[str]) -> pd.DataFrame:
+    """The file's table, or InputError naming the file: missing, not readable (a truncated Parquet
+    file; a CSV cut inside a quote or a value, i.e. not ending with a whole line), or lacking a column."""
     if not os.path.exists(path):
         raise InputError(f"{path}: file not found")
-    df = pd.read_parquet(path) if path.endswith(".parquet") else pd.read_csv(path)
+    if path.endswith(".parquet"):
+        try:
+            df = read_parquet(path, path).to_pandas()
+        except LogError as e:
+            raise InputError(str(e)) from None
+    else:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(size - 1, 0))
+            last = f.read(1)
+        if size and last not in (b"\n", b"\r"):
+            raise InputError(f"{path}: the last line is cut (no line end): the file looks truncated; "
+                             f"refusing to read a partial row as data")
+        try:
+            df = pd.read_csv(path)
+        except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
+            raise InputError(f"{path}: not a readable CSV file ({type(e).__name__}: "
+                             f"{str(e).strip().splitlines()[0][:200]})") from None
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
     return df
+
+
+def _unique(df: pd.DataFrame, key: str, path: str) -> None:
+    """One row per `key` (the user or video table): a repeated id would multiply log rows."""
+    if df[key].isna().any():
+        raise InputError(f"{path}: {int(df[key].isna().sum())} rows have no {key}")
+    repeated = df[key][df[key].duplicated(keep=False)]
+    if len(repeated):
+        ids = sorted(set(repeated.tolist()))
+        raise InputError(f"{path}: {len(repeated)} rows share a {key} ({len(ids)} ids repeated, e.g. "
+                         f"{', '.join(map(str, ids[:5]))}); one row per {key} expected")
+
+
+def _tabs(log: pd.DataFrame, path: str, promotions_tabs: Sequence[int], ads_tabs: Optional[Sequence[int]]) -> pd.Series:
+    """The log's tab numbers, after checking every row has one and each tab flag selects rows."""
+    tab = pd.to_numeric(log["tab"], errors="coerce")
+    bad = tab.isna() | (tab != tab.round())
+    if bad.any():
+        raise InputError(f"{path}: field 'tab' is missing or not a whole number in {int(bad.sum())} rows "
+                         f"(first: row {int(np.flatnonzero(bad.to_numpy())[0])})")
+    tabs = tab.astype(np.int64)
+    present = sorted(set(tabs.tolist()))
+    for flag, chosen in (("--promotions-tabs", promotions_tabs), ("--ads-tabs", ads_tabs)):
+        if chosen is None:
+            continue
+        if not chosen:
+            raise InputError(f"{flag}: no tab given")
+        absent = sorted(set(chosen) - set(present))
+        if absent:
+            raise InputError(f"{flag} {','.join(map(str, chosen))}: tab(s) {','.join(map(str, absent))} select no "
+                             f"rows of {path} (its tabs: {','.join(map(str, present))})")
+    return tabs
 
 
 def _histories(df: pd.DataFrame, flag: str) -> list:
@@ -68,11 +122,14 @@ def convert(src: str, promotions_tabs: Sequence[int] = (1,), ads_tabs: Optional[
     log = _read(os.path.join(src, LOG_FILE), LOG_COLUMNS)
     users = _read(os.path.join(src, USER_FILE), USER_COLUMNS)
     videos = _read(os.path.join(src, VIDEO_FILE), VIDEO_COLUMNS)
+    _unique(users, "user_id", os.path.join(src, USER_FILE))
+    _unique(videos, "video_id", os.path.join(src, VIDEO_FILE))
     stats = {"log_rows": int(len(log))}
     before = len(log)
     log = log.drop_duplicates().reset_index(drop=True)
     stats["duplicates_dropped"] = int(before - len(log))
-    tabs = log["tab"].astype(int)
+    log["tab"] = _tabs(log, os.path.join(src, LOG_FILE), promotions_tabs, ads_tabs)
+    tabs = log["tab"]
     is_promo = tabs.isin(list(promotions_tabs))
     is_ads = tabs.isin(list(ads_tabs)) if ads_tabs else ~is_promo
     if ads_tabs and set(ads_tabs) & set(promotions_tabs):
@@ -125,11 +182,22 @@ def convert(src: str, promotions_tabs: Sequence[int] = (1,), ads_tabs: Optional[
     return df, stats
 
 
+def _check_written(path: str) -> None:
+    """Each converted day file, read back by the strict reader `run` uses, before it replaces anything."""
+    try:
+        check_log_file(path)
+    except LogError as e:
+        raise InputError(f"the conversion produced a file `run` would refuse: {e}") from None
+
+
 def convert_to_logs(src: str, out: str, promotions_tabs=(1,), ads_tabs=None, overwrite: bool = False) -> Dict:
+    problem = overlap("--out", out, {"--src": src}, replaces=True)
+    if problem:
+        raise InputError(problem)
     check_replaceable(out, overwrite)  # before the work, not after
     df, stats = convert(src, promotions_tabs, ads_tabs)
     manifest = {"generator": "kuairand", "source": os.path.abspath(src), "licence": "CC BY-SA 4.0",
                 "promotions_tabs": list(promotions_tabs), "ads_tabs": list(ads_tabs) if ads_tabs else "all others",
                 "converted_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "stats": stats}
-    write_logs(df, out, manifest, with_truth=False, overwrite=overwrite)
+    write_logs(df, out, manifest, with_truth=False, overwrite=overwrite, check=_check_written)
     return stats

@@ -1,9 +1,13 @@
 """Batch scoring of impression logs with a pushed SavedModel (`podcast-mtl score`).
 
-Reads day-partitioned Parquet logs (`core/logs.py` layout) file by file in batches, sends each
-batch through the model's `serving_raw` signature (named dense tensors) or `serving_default`
-(serialized tf.Examples), and writes one Parquet file with `impression_id` and one probability
-column per head. Bad inputs raise `ScoreInputError` naming the file and the field.
+Reads day-partitioned Parquet logs (`core/logs.py` layout) file by file with the strict log reader
+that `run` uses (`core/log_reader.py`: the same types accepted, the same rows refused, the same
+messages), sends each batch through the model's `serving_raw` signature (named dense tensors) or
+`serving_default` (serialized tf.Examples), and writes one Parquet file with `impression_id` and
+one probability column per head. Bad inputs raise `ScoreInputError` naming the file and the field,
+before anything is written: a file with any row `run` would reject is refused, an `--out` that is
+a folder, under a file, unwritable or inside an input is refused before scoring; the output
+appears only when every row is scored.
 """
 from __future__ import annotations
 
@@ -17,7 +21,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core.fields import FIELDS
+from core.log_reader import LogError, check_types, read_log_file, refuse_rejected, repeated_ids
 from core.logs import FILE_PATTERN
+from core.paths import overlap
 from core.serving import SERVING_DEFAULT, SERVING_RAW
 from core.versions import newest_version
 
@@ -67,12 +73,18 @@ def _check_type(path: str, name: str, arrow_type: pa.DataType, dtype, is_list: b
         raise ScoreInputError(f"{path}: field '{name}' has type {arrow_type}, expected {want}")
 
 
-def check_file(path: str, input_specs: Dict) -> pa.Schema:
-    """Columns and types of one log file against the model's raw inputs (+ impression_id)."""
-    try:
-        schema = pq.read_schema(path)
-    except Exception as e:  # not Parquet, truncated, unreadable
-        raise ScoreInputError(f"{path}: not a readable Parquet file ({type(e).__name__}: {e})")
+def check_file(path: str, input_specs: Dict, schema: Optional[pa.Schema] = None) -> pa.Schema:
+    """Columns and types of one log file against the model's raw inputs (+ impression_id), as the
+    strict reader casts them (`schema`: the file's, else read from its footer)."""
+    if schema is None:
+        try:
+            schema = pq.read_schema(path)
+        except Exception as e:  # not Parquet, truncated, unreadable
+            raise ScoreInputError(f"{path}: not a readable Parquet file ({type(e).__name__}: {e})")
+        try:
+            schema = check_types(schema.empty_table(), path).schema
+        except LogError as e:
+            raise ScoreInputError(str(e)) from None
     if KEY not in schema.names:
         raise ScoreInputError(f"{path}: field '{KEY}' is missing")
     if not (pa.types.is_string(schema.field(KEY).type) or pa.types.is_large_string(schema.field(KEY).type)):
@@ -103,8 +115,8 @@ def _raw_batch(path: str, batch: pa.RecordBatch, input_specs: Dict) -> Dict[str,
             width = max([len(r) for r in rows if r] + [1])
             arr = np.full((n, width), pad, dtype=object if is_str else np.int64)
             for i, r in enumerate(rows):
-                if r:
-                    arr[i, :len(r)] = [v.encode() for v in r] if is_str else r
+                if r:  # a null inside a list is read as "" / 0, as run's Example encoder writes it
+                    arr[i, :len(r)] = [pad if v is None else (v.encode() if is_str else v) for v in r]
             out[name] = arr
         elif col is None:
             out[name] = np.full(n, pad, dtype=object if is_str else np.int64)
@@ -134,15 +146,54 @@ def _examples(raw: Dict[str, np.ndarray], input_specs: Dict) -> List[bytes]:
     return [e.SerializeToString() for e in examples]
 
 
+def read_file(path: str, input_specs: Dict) -> pa.Table:
+    """One log file read as `run` reads it; ScoreInputError for a file, or any row, `run` would refuse."""
+    try:
+        table, _, rejected = read_log_file(path)
+        refuse_rejected(path, table.num_rows, rejected, repeated_ids(table))
+    except LogError as e:
+        raise ScoreInputError(str(e)) from None
+    check_file(path, input_specs, table.schema)
+    return table.select([c for c in table.column_names if c == KEY or c in input_specs])
+
+
 def file_batches(path: str, input_specs: Dict, batch_size: int) -> Iterator[Tuple[List, Dict]]:
     """(impression ids, raw inputs) per batch of at most `batch_size` rows of one log file."""
-    schema = check_file(path, input_specs)
-    columns = [c for c in schema.names if c == KEY or c in input_specs]
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=columns):
+    table = read_file(path, input_specs)
+    for batch in table.to_batches(max_chunksize=batch_size):
         ids = batch.column(batch.schema.names.index(KEY))
         if ids.null_count:
             raise ScoreInputError(f"{path}: field '{KEY}' is null in {ids.null_count} rows")
         yield ids.to_pylist(), _raw_batch(path, batch, input_specs)
+
+
+def check_out(out: str, data: str, model: str, model_dir: str) -> None:
+    """--out must be a new or replaceable file, outside every input, in a folder that can be written."""
+    problem = overlap("--out", out, {"--data": data, "--model": model, "--model version": model_dir})
+    if problem:
+        raise ScoreInputError(problem)
+    if os.path.isdir(out):
+        raise ScoreInputError(f"--out {out}: is a folder; --out is the Parquet file to write")
+    parent = os.path.dirname(os.path.abspath(out))
+    probe_dir = parent
+    while not os.path.exists(probe_dir):
+        probe_dir = os.path.dirname(probe_dir)
+    if not os.path.isdir(probe_dir):
+        raise ScoreInputError(f"--out {out}: {probe_dir} is a file, not a folder")
+    if not os.access(probe_dir, os.W_OK | os.X_OK):
+        raise ScoreInputError(f"--out {out}: cannot write in {probe_dir} (permission denied)")
+
+
+def load_model(model_dir: str):
+    """The SavedModel, or ScoreInputError naming it when it cannot be loaded (truncated variables, ...)."""
+    import tensorflow as tf
+
+    try:
+        return tf.saved_model.load(model_dir)
+    except Exception as e:  # OSError, IndexError, DataLossError, ... from a damaged model
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        raise ScoreInputError(f"--model {model_dir}: cannot load the SavedModel ({type(e).__name__}: {first}); "
+                              f"is it complete (saved_model.pb, variables/)?") from None
 
 
 def score_logs(model: str, data: str, out: str, signature: str = SERVING_RAW, batch_size: int = DEFAULT_BATCH,
@@ -156,9 +207,10 @@ def score_logs(model: str, data: str, out: str, signature: str = SERVING_RAW, ba
         raise ScoreInputError(f"--batch-size must be positive, got {batch_size}")
     model_dir = resolve_model_dir(model)
     files = log_files(data)
+    check_out(out, data, model, model_dir)
     import tensorflow as tf
 
-    loaded = tf.saved_model.load(model_dir)
+    loaded = load_model(model_dir)
     missing = [s for s in SIGNATURES if s not in loaded.signatures]
     if missing:
         raise ScoreInputError(f"--model {model_dir}: no {', '.join(missing)} signature")
@@ -244,11 +296,10 @@ class SavedModelScorer:
     def __init__(self, model: str, head: str, signature: str = SERVING_RAW):
         if signature not in SIGNATURES:
             raise ScoreInputError(f"--signature {signature}: expected one of {', '.join(SIGNATURES)}")
-        import tensorflow as tf
 
         self.model_dir = resolve_model_dir(model)
         self.signature, self.head = signature, head
-        self._loaded = tf.saved_model.load(self.model_dir)
+        self._loaded = load_model(self.model_dir)
         missing = [s for s in SIGNATURES if s not in self._loaded.signatures]
         if missing:
             raise ScoreInputError(f"{self.model_dir}: no {', '.join(missing)} signature")

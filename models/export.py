@@ -73,7 +73,9 @@ def check_serialized_examples(serialized: tf.Tensor) -> tf.Tensor:
     sizes = []
 
     def decode(msgs, message_type, fields, types):
-        size, values = tf.io.decode_proto(tf.reshape(msgs, [-1]), message_type, fields, types)
+        # one empty message more (valid for every type): decode_proto refuses an empty batch
+        msgs = tf.concat([tf.reshape(msgs, [-1]), tf.constant([""])], axis=0)
+        size, values = tf.io.decode_proto(msgs, message_type, fields, types)
         sizes.append(tf.reduce_sum(size))
         return values
 

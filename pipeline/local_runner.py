@@ -29,7 +29,8 @@ from typing import Dict, Optional
 
 from tfx import v1 as tfx
 
-from core.versions import newest_version
+from core.row_report import RowReport
+from core.versions import versions
 from core.tasks import TASKS, stream_head
 from pipeline.configs import PipelineConfig
 from pipeline.pipeline import create_data_pipeline, create_pipeline
@@ -99,9 +100,74 @@ def run_pipeline(config: PipelineConfig, quiet: bool = False) -> RunSummary:
 
 
 
+def incomplete(model_dir: str) -> Optional[str]:
+    """Why `model_dir` (a SavedModel, or a Model artifact folder holding Format-Serving/) is not a
+    whole SavedModel, or None: a copy still under way or cut short lacks saved_model.pb or variables/."""
+    if "://" in model_dir:  # remote: the server's own check
+        return None
+    serving = os.path.join(model_dir, MODEL_SERVING_DIR)
+    saved = serving if os.path.isdir(serving) else model_dir
+    if not os.path.exists(os.path.join(saved, "saved_model.pb")):
+        return f"no saved_model.pb in {saved}"
+    variables = os.path.join(saved, "variables")
+    if not os.path.isdir(variables):
+        return f"no variables/ in {saved} (half copied?)"
+    names = os.listdir(variables)
+    if any(n.startswith("variables.data") for n in names) and "variables.index" not in names:
+        return f"no variables/variables.index in {saved} (half copied?)"
+    return None
+
+
 def latest_pushed(serving_dir: str) -> Optional[str]:
-    """The newest model version in a serving folder (numbered subfolders with a saved_model.pb)."""
-    return newest_version(serving_dir)
+    """The newest whole model version in a serving folder (numbered subfolders with a saved_model.pb
+    and variables/); a newer version that is not whole (copied by something else, not finished) is
+    skipped with a warning naming it."""
+    skipped = []
+    for version in reversed(versions(serving_dir)):
+        problem = incomplete(version)
+        if problem is None:
+            for v, why in skipped:
+                print(f"warning: serving version {v} is not a whole SavedModel ({why}); using {version}",
+                      file=sys.stderr, flush=True)
+            return version
+        skipped.append((version, problem))
+    for v, why in skipped:
+        print(f"warning: serving version {v} is not a whole SavedModel ({why}); not used", file=sys.stderr, flush=True)
+    return None
+
+
+_DTYPES = {"string": 7, "int": 9, "float": 1}  # DT_STRING, DT_INT64, DT_FLOAT
+
+
+def feature_set_problem(model_dir: str) -> Optional[str]:
+    """Why the SavedModel's raw inputs (its serving_raw signature) cannot be fed from the logs' fields:
+    an input the log format has no field for, or one of another type. None when they fit (or the
+    model has no serving_raw signature to tell)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    from core.fields import FIELDS
+    from core.serving import SERVING_RAW
+
+    serving = os.path.join(model_dir, MODEL_SERVING_DIR)
+    saved = serving if os.path.isdir(serving) else model_dir
+    proto = saved_model_pb2.SavedModel()
+    try:
+        with open(os.path.join(saved, "saved_model.pb"), "rb") as f:
+            proto.ParseFromString(f.read())
+    except Exception as e:  # unreadable or not a SavedModel proto
+        return f"cannot read {os.path.join(saved, 'saved_model.pb')} ({type(e).__name__})"
+    fields = {f.name: f for f in FIELDS}
+    problems = []
+    for graph in proto.meta_graphs[:1]:
+        if SERVING_RAW not in graph.signature_def:
+            return None
+        for name, info in sorted(graph.signature_def[SERVING_RAW].inputs.items()):
+            field = fields.get(name)
+            if field is None:
+                problems.append(f"input {name!r} is no field of the logs")
+            elif info.dtype != _DTYPES[field.dtype]:
+                problems.append(f"input {name!r} has dtype {info.dtype}, the field is {field.dtype}")
+    return "; ".join(problems) or None
 
 
 def as_model_artifact(model_dir: str, root: str) -> str:
@@ -125,9 +191,22 @@ def as_model_artifact(model_dir: str, root: str) -> str:
 
 def with_incumbent(config: PipelineConfig) -> PipelineConfig:
     """The baseline a local run compares its candidate with: the user's `baseline_model`, else the
-    latest model pushed to the serving folder; with neither, the DAG trains a promotions baseline."""
+    latest whole model pushed to the serving folder; with neither, the DAG trains a promotions
+    baseline. ValueError naming the baseline when it is not a whole SavedModel or its inputs do not
+    fit the logs' fields (before the run, not as an Evaluator traceback)."""
     source = config.baseline_model or latest_pushed(config.serving)
-    return config.replace(baseline_model=as_model_artifact(source, config.root)) if source else config
+    if not source:
+        return config
+    what = "--baseline-model" if config.baseline_model else "incumbent (newest serving version)"
+    if "://" not in source:
+        problem = incomplete(source)
+        if problem:
+            raise ValueError(f"{what} {source}: not a whole SavedModel: {problem}")
+        problem = feature_set_problem(source)
+        if problem:
+            raise ValueError(f"{what} {source}: its inputs do not fit this pipeline's logs ({problem}); it was "
+                             f"trained on another feature set: pass a comparable --baseline-model")
+    return config.replace(baseline_model=as_model_artifact(source, config.root))
 
 
 class PipelineFailed(RuntimeError):
@@ -149,10 +228,31 @@ class RootBusy(RuntimeError):
     """Another run holds the root's lock."""
 
 
-def lock_root(root: str):
-    """Takes the root's exclusive lock without waiting; returns the open lock file (keep it open for
-    the whole run). Raises RootBusy naming the holder when another run has it."""
+class _HeldLock:
+    """The root's lock, held by this process; `close` releases it when the last holder closes."""
+
+    def __init__(self, key: str, f):
+        self.key, self.file, self.count = key, f, 1
+
+    def close(self) -> None:
+        self.count -= 1
+        if self.count == 0:
+            _HELD.pop(self.key, None)
+            self.file.close()
+
+
+_HELD: Dict[str, _HeldLock] = {}
+
+
+def lock_root(root: str) -> _HeldLock:
+    """Takes the root's exclusive lock without waiting; returns it (`close()` it at the end of the
+    run). Raises RootBusy naming the holder when another process has it. Re-entrant in one process:
+    the schedule holds it for all its days and each day's runs take it again."""
     path = RunRoot(root).lock
+    key = os.path.realpath(path)
+    if key in _HELD:
+        _HELD[key].count += 1
+        return _HELD[key]
     f = open(path, "a+")
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -166,7 +266,21 @@ def lock_root(root: str):
     f.truncate()
     f.write(f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
     f.flush()
-    return f
+    _HELD[key] = _HeldLock(key, f)
+    return _HELD[key]
+
+
+MAX_ERROR_LINE, MAX_ERROR = 600, 8000
+
+
+def short_error(text: str) -> str:
+    """A component's error for the terminal and summary.json: each line at most MAX_ERROR_LINE
+    characters, the whole at most MAX_ERROR (TensorFlow errors can quote kilobytes of raw
+    records); the full text is in the run's log."""
+    lines = [line if len(line) <= MAX_ERROR_LINE else f"{line[:MAX_ERROR_LINE]} ... ({len(line) - MAX_ERROR_LINE:,} "
+             f"characters cut; the full error is in the log)" for line in text.splitlines()]
+    out = "\n".join(lines)
+    return out if len(out) <= MAX_ERROR else out[:MAX_ERROR] + " ... (cut; the full error is in the log)"
 
 
 def write_summary(root: str, summary: RunSummary) -> None:
@@ -209,7 +323,7 @@ def _run_locked(config: PipelineConfig, dag: tfx.dsl.Pipeline, quiet: bool, repo
     except Exception as e:  # the component's own error, e.g. the validation gate's message
         logging.getLogger(__name__).exception("pipeline run failed")
         stopped_at = progress.current or "pipeline"
-        error = f"stopped at {stopped_at}: {type(e).__name__}: {e}"
+        error = short_error(f"stopped at {stopped_at}: {type(e).__name__}: {e}")
     finally:
         logging.getLogger().removeHandler(progress)
     summary = summarize_run(config.metadata, since_ms, error)
@@ -246,11 +360,8 @@ def format_summary(summary: RunSummary) -> str:
     lines = ["", f"{'component':<32}{'state':>10}{'seconds':>10}"]
     for c in summary.components:
         lines.append(f"{c['component']:<32}{c['state']:>10}{c['seconds']:>10.1f}")
-    rows = summary.rows
-    if rows:
-        lines.append(f"rows: {rows['rows_read']:,} read, {rows['rows_kept']:,} in splits, {rows['rows_rejected']:,} rejected"
-                     + (f" {rows['rejected']}" if rows["rejected"] else "")
-                     + (f", {rows['duplicate_rows']:,} with a repeated impression_id" if rows["duplicate_rows"] else ""))
+    if summary.rows:
+        lines.append(RowReport.from_dict(summary.rows).line())
     if summary.splits:
         lines.append("splits: " + ", ".join(f"{k}={v:,}" for k, v in summary.splits.items()))
     if summary.tuned_hyperparameters:

@@ -6,14 +6,14 @@ from __future__ import annotations
 import dataclasses
 import glob
 import json
-import math
 import os
 from typing import Any, Dict, List, Optional
 
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from core.logs import EXAMPLE_GEN_REPORT
+from core.strict_json import strict_json
+from core.row_report import RowReport
 from core.split import SPLITS
 from evaluation.tfma_metrics import EXACT_AP_NAME
 from core.fields import SOURCES
@@ -160,31 +160,14 @@ def _baseline(rows: List[Dict], evaluation_uri: str) -> Optional[Dict]:
 
 
 def rows_report(examples_uri: str) -> Dict:
-    """What TemporalExampleGen did with every row read (`core.logs.EXAMPLE_GEN_REPORT`); with daily
-    spans, merged over the window's days by TemporalWindow, with `days`: each day's split, span and
-    the Examples artifact it came from."""
-    path = os.path.join(examples_uri, EXAMPLE_GEN_REPORT)
-    if not os.path.exists(path):
-        return {}
-    with open(path) as f:
-        report = json.load(f)
-    return {k: report[k] for k in ("rows_read", "rows_kept", "rows_rejected", "rejected", "rejected_by_file",
-                                   "duplicate_rows", "duplicates_by_file", "days") if k in report}
+    """What TemporalExampleGen did with every row read (its `RowReport`, `core/row_report.py`); with
+    daily spans, merged over the window's days by TemporalWindow, with `days`: each day's split, span
+    and the Examples artifact it came from."""
+    report = RowReport.read(examples_uri)
+    return report.summary() if report else {}
 
 
 RUNNING, FINISHED, FAILED = "running", "finished", "failed"
-
-
-def _strict(value: Any) -> Any:
-    """`value` with every NaN or infinite float as None (JSON has no NaN): TFMA reports NaN for a
-    metric that is undefined, e.g. AP of a head whose label is never 1 in a slice."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _strict(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_strict(v) for v in value]
-    return value
 
 
 @dataclasses.dataclass
@@ -210,9 +193,17 @@ class RunSummary:
     artifacts: Dict[str, Dict[str, str]] = dataclasses.field(default_factory=dict)
     wall_seconds: float = 0.0
     interrupted_executions: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
+    # {dotted path: why}: each value JSON cannot hold (NaN, infinity) written as null
+    null_values: Dict[str, str] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> str:
-        return json.dumps(_strict(dataclasses.asdict(self)), indent=1, allow_nan=False)
+        """Strict JSON: a NaN (an AP with no positive label, a loss that diverged) is written as null,
+        and `null_values` says where and why."""
+        nulls: Dict[str, str] = {}
+        out = strict_json(dataclasses.asdict(self), nulls,
+                          reason="NaN: undefined (e.g. an AP on a split with no positive label)")
+        out["null_values"] = {**self.null_values, **nulls}
+        return json.dumps(out, indent=1, allow_nan=False)
 
     @classmethod
     def from_json(cls, text: str) -> "RunSummary":

@@ -18,11 +18,16 @@ pipeline root and one serving folder across days, as a daily cron / Airflow sche
   the TemporalWindow component splits those days train / eval / test by day (`core/split.py`),
   copying their files; Transform and everything after run on the window. An unchanged window is a
   cache hit of TemporalWindow and of everything after it.
-* the gate: a day whose logs break the schema stops its run at the ValidationGate (nothing is
-  trained or pushed; serving keeps the previous model) and its partition moves to
-  `<root>/quarantine/` and its artifacts are marked MARKED_FOR_DELETION in MLMD (no resolver picks
-  them again), so the next day's window holds the latest days that passed. A day that cannot be
-  ingested at all is quarantined the same way.
+* the gate: a day whose logs break the schema, today's or an older one of the window (a backfilled
+  or re-delivered day), stops its run at the ValidationGate (nothing is trained or pushed; serving
+  keeps the previous model). The gate names the file and day of every problem and starts with a
+  `bad days:` line; the partitions of exactly those days move to `<root>/quarantine/` and their
+  artifacts are marked MARKED_FOR_DELETION in MLMD (no resolver picks them again), so the next
+  day's window holds the latest days that passed. A day that cannot be ingested at all (the strict
+  reader, `core/log_reader.py`, refuses its file) is quarantined the same way. A gate failure that
+  names no day (e.g. a window with no positive label) quarantines nothing.
+* one schedule per root: the schedule holds the root's lock (`local_runner.lock_root`) for all its
+  days; a second schedule or run on the root refuses at once.
 
 * the hyperparameters: the first day's run tunes (when the config has tuning trials); later days
   replace the Tuner by a Resolver of the latest tuned values (`reuse_hyperparameters`) instead of
@@ -42,6 +47,7 @@ from typing import Callable, Dict, List, Optional
 
 from core.days import day_index
 from core.logs import PARTITION_PREFIX, partition_days
+from core.strict_json import strict_json
 from core.tasks import stream_head
 from pipeline.configs import PipelineConfig
 from pipeline.run_root import Node
@@ -100,6 +106,19 @@ def run_schedule(config: PipelineConfig, days: int, run: Optional[Callable[[Pipe
     all_days = sorted(partition_days(source))
     if days > len(all_days):
         raise ValueError(f"schedule: --days {days} but {source} holds only {len(all_days)} day partitions")
+    from pipeline.local_runner import lock_root
+
+    os.makedirs(config.root, exist_ok=True)
+    lock = lock_root(config.root)  # RootBusy when another schedule or run holds the root
+    try:
+        return _run_days(config, all_days[len(all_days) - days:], run, out, warm_start, warm_start_steps)
+    finally:
+        lock.close()
+
+
+def _run_days(config: PipelineConfig, scheduled: List[str], run, out, warm_start: bool,
+              warm_start_steps: Optional[int]) -> List[Dict]:
+    source = config.data
     landing = os.path.join(config.root, LANDING)
     daily = config.replace(data=landing, daily_spans=True)
     tasks = config.model.tasks()
@@ -107,7 +126,7 @@ def run_schedule(config: PipelineConfig, days: int, run: Optional[Callable[[Pipe
     report: List[Dict] = []
     out(f"{'day':<12}{'span':>6}  {'window':<23}{'new':>4}{'read':>5}{'blessed':>9}{'pushed':>8}  "
         f"{'AP promotions':>14}{'AP ads':>9}  {'serving':<12}{'seconds':>8}")
-    for today in all_days[len(all_days) - days:]:
+    for today in scheduled:
         t0 = time.time()
         arrived = deliver(source, landing, today)
         today_config = daily
@@ -132,11 +151,7 @@ def run_schedule(config: PipelineConfig, days: int, run: Optional[Callable[[Pipe
         stopped_at_gate = Node.GATE in failed_at
         if failed_at.startswith(f"stopped at {Node.EXAMPLE_GEN}"):
             bad_day = _newest(landing)
-        quarantined = []
-        if stopped_at_gate:
-            quarantined = [d for d in arrived if d == today] or arrived[-1:]
-        elif bad_day:
-            quarantined = [bad_day]
+        quarantined = days_to_quarantine(failed_at, bad_day, sorted(partition_days(landing)))
         if quarantined:
             quarantine(landing, quarantined)
             retire_days(daily, quarantined)
@@ -162,7 +177,7 @@ def run_schedule(config: PipelineConfig, days: int, run: Optional[Callable[[Pipe
                "seconds": round(time.time() - t0, 1)}
         report.append(row)
         with open(report_path, "w") as f:
-            json.dump(report, f, indent=1)
+            json.dump(strict_json(report), f, indent=1, allow_nan=False)
         out(f"{today:<12}{row['span']:>6}  {row['window'] or '-':<23}{len(arrived):>4}{len(ingested):>5}"
             f"{str(row['blessed']):>9}{'yes' if row['pushed'] else 'no':>8}  "
             f"{ap.get('promotions', float('nan')):>14.4f}{ap.get('ads', float('nan')):>9.4f}  "
@@ -171,8 +186,20 @@ def run_schedule(config: PipelineConfig, days: int, run: Optional[Callable[[Pipe
         if row["reason"] and not row["pushed"]:
             out(f"{'':<12}not pushed: {row['reason'].splitlines()[0][:160]}")
         if quarantined:
-            out(f"{'':<12}quarantined: {', '.join(quarantined)}")
+            out(f"{'':<12}quarantined: {', '.join(quarantined)} (named by the "
+                f"{'ValidationGate' if stopped_at_gate else 'TemporalExampleGen'})")
+        elif failed_at:
+            out(f"{'':<12}quarantined: nothing (the failure names no day)")
     return report
+
+
+def days_to_quarantine(failed_at: str, bad_day: Optional[str], landed: List[str]) -> List[str]:
+    """The days a failed day's run blames: the days the gate names on its `bad days:` line, or the
+    one day TemporalExampleGen could not ingest; only those in the landing folder."""
+    from components.validation_gate.component import bad_days_in
+
+    named = bad_days_in(failed_at) if "ValidationGate" in failed_at else ([bad_day] if bad_day else [])
+    return [d for d in named if d in landed]
 
 
 def _newest(landing: str) -> Optional[str]:

@@ -177,8 +177,8 @@ def test_cli_model_and_world_errors(tmp_path):
     assert "no pushed model" in error("--root", str(root))
     pushed.mkdir(parents=True)
     (pushed / "saved_model.pb").write_bytes(b"")
-    control, treatment, world = ab_models(parser.parse_args(["simulate-ab", "--root", str(root), "--world-seed", "5"]))
-    assert (control, treatment, world.seed) == (str(baseline), str(pushed), 5)
+    # logs not generated in the root: the world the models were trained on is unknown, refused
+    assert "no manifest.json" in error("--root", str(root), "--world-seed", "5")
     logs = tmp_path / "logs"
     write_logs(pd.DataFrame({"impression_id": ["a"], "event_time": [1767600000]}), str(logs),
                {"generator": "kuairand"}, with_truth=False)
@@ -186,3 +186,6 @@ def test_cli_model_and_world_errors(tmp_path):
     write_logs(pd.DataFrame({"impression_id": ["a"], "event_time": [1767600000]}), str(logs),
                {"generator": "synthetic", "config": dataclasses.asdict(SMALL)}, with_truth=False)
     assert ab_models(parser.parse_args(["simulate-ab", "--root", str(root), "--data", str(logs)]))[2] == SMALL
+    control, treatment, world = ab_models(parser.parse_args(["simulate-ab", "--root", str(root), "--data", str(logs),
+                                                             "--world-seed", "5"]))
+    assert (control, treatment, world.seed) == (str(baseline), str(pushed), 5)

@@ -72,8 +72,10 @@ def test_missing_file_or_column_is_named(tmp_path):
         convert(str(tmp_path))
 
 
-def test_written_logs_follow_the_project_format(fixture_dir, tmp_path):
-    out = str(tmp_path / "logs")
+def test_written_logs_follow_the_project_format(fixture_dir, tmp_path_factory):
+    with pytest.raises(InputError, match="is inside --src"):  # never written inside what it reads
+        convert_to_logs(fixture_dir, os.path.join(fixture_dir, "logs"))
+    out = str(tmp_path_factory.mktemp("converted") / "logs")
     convert_to_logs(fixture_dir, out)
     back = read_logs(out)
     assert len(back) == 7 and not [c for c in back.columns if c.startswith("true_p_")]

@@ -43,7 +43,10 @@ def test_schedule_three_days_with_a_corrupted_day_recovers_next_day(small_logs, 
     # day 2: the corrupted day stops at the gate, nothing pushed, serving keeps day 1's model
     assert d2["arrived"] == [bad] and d2["ingested"] == [bad] and d2["window"] == f"{days[11 - W]}..{bad}"
     assert d2["stopped_at_gate"] and not d2["pushed"] and not d2["blessed"]
-    assert "feature 'source'" in d2["reason"] and d2["serving_version"] == d1["serving_version"]
+    # the strict reader rejects the unknown source and the label 2 (file and day named); TFDV the dropped column
+    assert "field 'source' not one of" in d2["reason"] and f"(day {bad})" in d2["reason"], d2["reason"]
+    assert "feature 'podcast_id'" in d2["reason"] and f"bad days: {bad}" in d2["reason"]
+    assert d2["serving_version"] == d1["serving_version"]
     assert d2["quarantined"] == [bad] and os.path.isdir(os.path.join(root, "quarantine", f"date={bad}"))
     assert "ImportSchemaGen" in d2["cached"]  # unchanged inputs come from cache
     # day 3: recovers on the days that passed; the window slid and skips the quarantined day's span;

@@ -8,18 +8,14 @@ from tfx.components.example_gen import driver
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.proto import example_gen_pb2, range_config_pb2
-from tfx.types import standard_artifacts, standard_component_specs
-from tfx.types.component_spec import ExecutionParameter
+from tfx.types import standard_artifacts
 
 from components.temporal_example_gen import executor
+from components.temporal_example_gen.spec import (FINGERPRINT_KEY, INPUT_CONFIG_KEY, RANGE_CONFIG_KEY, SPAN_KEY,
+                                                  TEMPORAL_SPLIT_KEY, VERSION_KEY, TemporalExampleGenSpec)
 from core.days import day_index
 from core.split import SPLITS, TemporalSplit
 from core.logs import DAY_PATTERN, DAY_SPLIT, FILE_PATTERN
-
-
-class TemporalExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
-    PARAMETERS = dict(standard_component_specs.FileBasedExampleGenSpec.PARAMETERS,
-                      **{executor.TEMPORAL_SPLIT_KEY: ExecutionParameter(type=str)})
 
 
 def parameters(input_base: str, split: TemporalSplit, daily: bool = False, day: Optional[str] = None) -> dict:
@@ -42,7 +38,7 @@ def parameters(input_base: str, split: TemporalSplit, daily: bool = False, day: 
             output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP,
             # a day's rows do not depend on the window's split: the same value for every day, so
             # changing the split never re-ingests a day
-            **{executor.TEMPORAL_SPLIT_KEY: TemporalSplit().to_json()})
+            **{TEMPORAL_SPLIT_KEY: TemporalSplit().to_json()})
     return dict(
         input_base=input_base,
         input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="logs", pattern=FILE_PATTERN)]),
@@ -50,7 +46,7 @@ def parameters(input_base: str, split: TemporalSplit, daily: bool = False, day: 
             example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=1) for name in SPLITS])),
         output_data_format=example_gen_pb2.FORMAT_TF_EXAMPLE,
         output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP,
-        **{executor.TEMPORAL_SPLIT_KEY: split.to_json()})
+        **{TEMPORAL_SPLIT_KEY: split.to_json()})
 
 
 def executor_properties(input_base: str, split: TemporalSplit, daily: bool = False, day: Optional[str] = None) -> dict:
@@ -63,11 +59,11 @@ def executor_properties(input_base: str, split: TemporalSplit, daily: bool = Fal
     if daily:
         from tfx.components.example_gen import utils
 
-        input_config = params["input_config"]  # the pattern is resolved in place, as the driver does
+        input_config = params[INPUT_CONFIG_KEY]  # the pattern is resolved in place, as the driver does
         fingerprint, span, version = utils.calculate_splits_fingerprint_span_and_version(
-            input_base, input_config.splits, params["range_config"])
-        props.update(input_config=proto_utils.proto_to_json(input_config), span=span, version=version,
-                     input_fingerprint=fingerprint)
+            input_base, input_config.splits, params[RANGE_CONFIG_KEY])
+        props.update({INPUT_CONFIG_KEY: proto_utils.proto_to_json(input_config), SPAN_KEY: span,
+                      VERSION_KEY: version, FINGERPRINT_KEY: fingerprint})
     return props
 
 

@@ -1,14 +1,15 @@
-"""Reads day-partitioned Parquet logs and writes train / eval / test splits of tf.Examples by event time.
+"""TemporalExampleGen's executor: day-partitioned Parquet logs in, train / eval / test splits of
+tf.Examples by event time out (Beam).
 
-Each file is read whole with pyarrow (through Beam's filesystems, so gs:// and the like work),
-rows are assigned to a split by `event_time`, and each split's rows are encoded to serialized
-tf.Examples in C++ (tfx_bsl's RecordBatchToExamplesEncoder). A null field becomes a feature
-with no values (missing), as TFDV and tf.io.parse_example read it.
+Each file is read whole and checked by the strict log reader (`core/log_reader.py`, the one that
+`score`, `schedule` and the converters share; through Beam's filesystems, so gs:// and the like
+work), rows are assigned to a split by `event_time`, and each split's rows are encoded to
+serialized tf.Examples in C++ (tfx_bsl's RecordBatchToExamplesEncoder). A null field becomes a
+feature with no values (missing), as TFDV and tf.io.parse_example read it.
 
 Nothing is dropped without a word: every row read ends in exactly one split or is rejected, and
-`example_gen_report.json` in the output artifact counts rows read, kept per split and source,
-rejected per file and reason (event_time outside the file's day partition, a field of one source
-set on the other, NaN in a required field), and rows whose impression_id occurs more than once.
+the `RowReport` (`core/row_report.py`) in the output artifact counts rows read per file, kept per
+split and source, rejected per file and reason, and rows whose impression_id occurs more than once.
 The ValidationGate stops the run on it.
 
 With daily spans (`component.parameters(daily=True)`) one execution reads one day partition, the
@@ -25,21 +26,22 @@ from typing import Any, Dict
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import tensorflow as tf
 from absl import logging
 from apache_beam.io.filesystems import FileSystems
-from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
-from tfx.types import standard_component_specs
+from tfx.dsl.components.base.base_beam_executor import BaseBeamExecutor
 from tfx_bsl.coders import example_coder
 
-from core.days import DAY, day_index
-from core.fields import FIELDS, SOURCES
-from core.split import SPLITS, TemporalSplit
-from core.logs import DAY_SPLIT, EXAMPLE_GEN_REPORT, FILE_NAME, PARTITION_PREFIX, arrow_schema, partition_days
+from components.temporal_example_gen.spec import (EXAMPLES_KEY, INPUT_BASE_KEY, INPUT_CONFIG_KEY, OUTPUT_CONFIG_KEY,
+                                                  OUTPUT_DATA_FORMAT_KEY, OUTPUT_FILE_FORMAT_KEY, SPAN_KEY,
+                                                  TEMPORAL_SPLIT_KEY, VERSION_KEY)
+from core.days import DAY
+from core.log_reader import TIME_FIELD, check_file, partition_day, read_parquet, reject_rows
+from core.logs import DAY_SPLIT, FILE_NAME, PARTITION_PREFIX, partition_days
+from core.row_report import COUNTS, RowReport
+from core.split import TemporalSplit
 
-TEMPORAL_SPLIT_KEY = "temporal_split"
-TIME_FIELD = "event_time"
+NO_SPLIT = "event_time in no split"
 
 
 def _as_list_array(arr: pa.Array) -> pa.Array:
@@ -63,92 +65,6 @@ def _as_list_array(arr: pa.Array) -> pa.Array:
     return pa.ListArray.from_arrays(offsets, arr, mask=arr.is_null())
 
 
-def _castable(got: pa.DataType, want: pa.DataType) -> bool:
-    """Widening casts only: never a string parsed as a number, nor a number turned into a string."""
-    if pa.types.is_integer(want):
-        return pa.types.is_integer(got) or pa.types.is_boolean(got)
-    if pa.types.is_floating(want):
-        return pa.types.is_integer(got) or pa.types.is_floating(got)
-    if pa.types.is_string(want):
-        return pa.types.is_large_string(got)
-    if pa.types.is_list(want) and (pa.types.is_list(got) or pa.types.is_large_list(got)):
-        return _castable(got.value_type, want.value_type)
-    return False
-
-
-def check_types(table: pa.Table, path: str, nan_rows: Dict[str, np.ndarray] = None) -> pa.Table:
-    """Columns of known fields must have the field table's type; a float column holding only
-    whole numbers (or NaN) for an int field is cast, NaN becoming null (pandas writes nullable ints
-    that way), and the rows where a required field was NaN are recorded in `nan_rows` so they are
-    rejected as NaN, with the file named. Numeric strings are not parsed: a string column for a
-    number field is an error. Unknown columns pass through for the schema validation to report."""
-    expected = arrow_schema(with_truth=True)
-    required = {f.name for f in FIELDS if f.required}
-    for i, name in enumerate(table.column_names):
-        if name not in expected.names:
-            continue
-        want, got = expected.field(name).type, table.schema.field(name).type
-        if got == want or (pa.types.is_null(got)):
-            continue
-        col = table.column(i)
-        if pa.types.is_integer(want) and pa.types.is_floating(got):
-            values = col.combine_chunks().to_numpy(zero_copy_only=False)
-            nan = np.isnan(values)
-            finite = values[~nan]
-            if np.all(finite == np.round(finite)):
-                if nan_rows is not None and name in required and nan.any():
-                    nan_rows[name] = nan  # pandas writes NaN as null: both arrive here as NaN
-                table = table.set_column(i, name, pa.array(
-                    [None if np.isnan(v) else int(v) for v in values], type=want))
-                continue
-            raise ValueError(f"{path}: field {name!r} must hold whole numbers ({want}), found fractional values")
-        if not _castable(got, want):
-            raise ValueError(f"{path}: field {name!r} has type {got}, expected {want} "
-                             f"(values are not converted between strings and numbers)")
-        try:
-            table = table.set_column(i, name, col.cast(want))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            raise ValueError(f"{path}: field {name!r} has type {got}, expected {want}") from None
-    return table
-
-
-def partition_day(path: str) -> int:
-    """Day index of the `date=YYYY-MM-DD` folder holding `path`."""
-    folder = os.path.basename(os.path.dirname(path.rstrip("/")))
-    if not folder.startswith(PARTITION_PREFIX):
-        raise ValueError(f"{path}: not inside a {PARTITION_PREFIX}YYYY-MM-DD folder")
-    return day_index(folder[len(PARTITION_PREFIX):])
-
-
-def reject_rows(table: pa.Table, day: int, nan_rows: Dict[str, np.ndarray]):
-    """(rows to keep as a bool mask, {reason: rows rejected}). A row is rejected for its first reason:
-    event_time outside its partition's day, NaN in a required field, or a field that exists only on
-    one source set on the other source's row."""
-    n = table.num_rows
-    keep = np.ones(n, dtype=bool)
-    reasons: Dict[str, int] = {}
-
-    def drop(mask, reason):
-        mask = mask & keep
-        if mask.any():
-            reasons[reason] = reasons.get(reason, 0) + int(mask.sum())
-            keep[mask] = False
-
-    t = table.column(TIME_FIELD).to_numpy().astype(np.int64)
-    drop(t // DAY != day, "event_time outside the file's day partition")
-    for name, mask in sorted(nan_rows.items()):
-        drop(mask, f"NaN in field {name!r}")
-    if "source" in table.column_names:
-        source = np.array(table.column("source").to_pylist(), dtype=object)
-        for f in FIELDS:
-            if f.only_on and f.name in table.column_names:
-                present = ~np.asarray(table.column(f.name).is_null())
-                other = (source != f.only_on) & np.isin(source, SOURCES)
-                drop(present & other, f"field {f.name!r} (only on {f.only_on}) set on a "
-                                      f"{'promotions' if f.only_on == 'ads' else 'ads'} row")
-    return keep, reasons
-
-
 def table_to_examples(table: pa.Table):
     """Serialized tf.Examples, one per row of `table`."""
     if table.num_rows == 0:
@@ -168,66 +84,35 @@ class _ReadAndSplit(beam.DoFn):
 
     def process(self, path):
         with FileSystems.open(path) as f:
-            try:
-                table = pq.read_table(f)
-            except Exception as e:
-                raise ValueError(f"{path}: not a readable Parquet file ({e})") from e
-        nan_rows: Dict[str, np.ndarray] = {}
-        table = check_types(table, path, nan_rows)
-        if TIME_FIELD not in table.column_names:
-            raise ValueError(f"{path}: required field {TIME_FIELD!r} is missing")
-        times = table.column(TIME_FIELD)
-        if times.null_count:
-            raise ValueError(f"{path}: field {TIME_FIELD!r} is null on {times.null_count} rows")
+            table = read_parquet(f, path)
+        table, nan_rows = check_file(table, path)
         keep, rejected = reject_rows(table, partition_day(path), nan_rows)
-        t = times.to_numpy().astype(np.int64)
+        t = table.column(TIME_FIELD).to_numpy().astype(np.int64)
         source = (np.array(table.column("source").to_pylist(), dtype=object) if "source" in table.column_names
                   else np.full(table.num_rows, None, dtype=object))
         stream = (np.asarray(table.column("stream").to_pylist(), dtype=float) if "stream" in table.column_names
                   else np.zeros(table.num_rows))
-        report = {"file": path, "rows": table.num_rows, "rejected": rejected, "splits": {}, "positives": {}}
+        splits, positives = {}, {}
         in_split = np.zeros(table.num_rows, dtype=bool)
         for name, (lo, hi) in self._bounds.items():
             mask = keep & (t >= lo) & (t < hi)
             in_split |= mask
             rows = np.flatnonzero(mask)
             values, counts = np.unique(source[rows].astype(str), return_counts=True)
-            report["splits"][name] = {str(v): int(c) for v, c in zip(values, counts)}
+            splits[name] = {str(v): int(c) for v, c in zip(values, counts)}
             pos = np.flatnonzero(mask & (np.nan_to_num(stream.astype(float)) == 1))
             values, counts = np.unique(source[pos].astype(str), return_counts=True)
-            report["positives"][name] = {str(v): int(c) for v, c in zip(values, counts)}
+            positives[name] = {str(v): int(c) for v, c in zip(values, counts)}
             if rows.size:
                 for record in table_to_examples(table.take(pa.array(rows))):
                     yield beam.pvalue.TaggedOutput(name, record)
         lost = int((keep & ~in_split).sum())  # cannot happen while rows match their partition's day
         if lost:
-            rejected["event_time in no split"] = rejected.get("event_time in no split", 0) + lost
+            rejected[NO_SPLIT] = rejected.get(NO_SPLIT, 0) + lost
         if "impression_id" in table.column_names:  # one element per file, not per row
             ids = np.array(table.column("impression_id").to_pylist(), dtype=object)[in_split]
             yield beam.pvalue.TaggedOutput(IDS_TAG, (path, [i for i in ids if i is not None]))
-        yield beam.pvalue.TaggedOutput(REPORT_TAG, report)
-
-
-def merge_reports(reports, duplicates, splits=SPLITS) -> Dict:
-    """One report for the whole read: totals, per-file rejections, rows with a repeated impression_id."""
-    out = {"rows_read": 0, "rows_kept": 0, "rows_rejected": 0, "rejected": {}, "rejected_by_file": {},
-           "splits": {s: {} for s in splits}, "positives": {s: {} for s in splits},
-           "duplicate_rows": 0, "duplicates_by_file": {}}
-    for r in sorted(reports, key=lambda r: r["file"]):
-        out["rows_read"] += r["rows"]
-        for reason, n in r["rejected"].items():
-            out["rows_rejected"] += n
-            out["rejected"][reason] = out["rejected"].get(reason, 0) + n
-            out["rejected_by_file"].setdefault(r["file"], {})[reason] = n
-        for key in ("splits", "positives"):
-            for split, by_source in r[key].items():
-                for src, n in by_source.items():
-                    out[key][split][src] = out[key][split].get(src, 0) + n
-    out["rows_kept"] = sum(sum(v.values()) for v in out["splits"].values())
-    for path, n in sorted(duplicates):
-        out["duplicate_rows"] += n
-        out["duplicates_by_file"][path] = n
-    return out
+        yield beam.pvalue.TaggedOutput(REPORT_TAG, RowReport.of_file(path, table.num_rows, rejected, splits, positives))
 
 
 def _repeated_by_file(per_file) -> list:
@@ -237,18 +122,12 @@ def _repeated_by_file(per_file) -> list:
     return [(path, n) for path, n in out if n]
 
 
-def _write_report(reports, duplicates, path, splits):
-    with tf.io.gfile.GFile(path, "w") as f:
-        json.dump(merge_reports(reports, duplicates, splits), f, indent=1, sort_keys=True)
+def _write_report(reports, duplicates, uri, splits):
+    RowReport.merge(sorted(reports, key=lambda r: sorted(r.files)), duplicates, splits).write(uri)
 
 
-class Executor(BaseExampleGenExecutor):
+class Executor(BaseBeamExecutor):
     """ExampleGen executor that splits by `event_time` instead of hashing, and accounts for every row."""
-
-    _report_path = None
-
-    def GetInputSourceToExamplePTransform(self) -> beam.PTransform:  # pragma: no cover - not used
-        raise NotImplementedError("TemporalExampleGen builds its splits in GenerateExamplesByBeam")
 
     def _inputs(self, exec_properties: Dict[str, Any], input_config):
         """The day files to read, in day order, and each split's [start, end) event-time bounds.
@@ -256,9 +135,9 @@ class Executor(BaseExampleGenExecutor):
         A daily span (the input split is `DAY_SPLIT`, its pattern resolved by TFX's FileBasedDriver
         from the date spec to one day's folder, `span` = that day's index): that day's files, all
         into the one split `DAY_SPLIT`. Else every partition the temporal split picks."""
-        input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+        input_base = exec_properties[INPUT_BASE_KEY]
         if [s.name for s in input_config.splits] == [DAY_SPLIT]:
-            span = exec_properties.get("span")
+            span = exec_properties.get(SPAN_KEY)
             pattern = input_config.splits[0].pattern
             files = sorted(tf.io.gfile.glob(os.path.join(input_base, pattern)))
             if span is None or "{" in pattern or not files:
@@ -281,12 +160,9 @@ class Executor(BaseExampleGenExecutor):
                      len(days), days[0], days[-1], json.dumps(bounds))
         return files, bounds
 
-    def GenerateExamplesByBeam(self, pipeline: beam.Pipeline, exec_properties: Dict[str, Any]):
-        raise NotImplementedError("TemporalExampleGen writes its splits in Do (one file per day and split)")
-
     def Do(self, input_dict, output_dict, exec_properties) -> None:
-        """The base executor's `Do` (same artifact properties, same gzipped tf.Example files per
-        split), but each day file's rows are written by the step that reads them
+        """As FileBasedExampleGen's executor (same artifact properties, same gzipped tf.Example files
+        per split), but each day file's rows are written by the step that reads them
         (`_ReadSplitAndWrite`) instead of as one Beam element per row through the base's
         Reshuffle and WriteToTFRecord, which cost most of this component's time on the
         DirectRunner (about 100 microseconds a row). Every row read is accounted for in
@@ -299,24 +175,23 @@ class Executor(BaseExampleGenExecutor):
         from tfx.utils import proto_utils
 
         self._log_startup(input_dict, output_dict, exec_properties)
-        input_config = proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY],
+        input_config = proto_utils.json_to_proto(exec_properties[INPUT_CONFIG_KEY],
                                                  example_gen_pb2.Input())
-        output_config = proto_utils.json_to_proto(exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY],
+        output_config = proto_utils.json_to_proto(exec_properties[OUTPUT_CONFIG_KEY],
                                                   example_gen_pb2.Output())
-        examples = output_dict[standard_component_specs.EXAMPLES_KEY]
+        examples = output_dict[EXAMPLES_KEY]
         artifact = artifact_utils.get_single_instance(examples)
         split_names = utils.generate_output_split_names(input_config, output_config)
         artifact.split_names = artifact_utils.encode_split_names(split_names)
         files, bounds = self._inputs(exec_properties, input_config)
         if sorted(bounds) != sorted(split_names):
             raise ValueError(f"TemporalExampleGen: output splits {split_names} but the input gives {sorted(bounds)}")
-        if exec_properties.get("span") is not None:  # the driver sets them as custom properties only
-            artifact.span = int(exec_properties["span"])
-            artifact.version = int(exec_properties.get("version") or 0)
+        if exec_properties.get(SPAN_KEY) is not None:  # the driver sets them as custom properties only
+            artifact.span = int(exec_properties[SPAN_KEY])
+            artifact.version = int(exec_properties.get(VERSION_KEY) or 0)
         dirs = {name: artifact_utils.get_split_uri(examples, name) for name in split_names}
         for d in dirs.values():
             tf.io.gfile.makedirs(d)
-        report_path = os.path.join(artifact.uri, EXAMPLE_GEN_REPORT)
         tmp = os.path.join(artifact.uri, ".tmp")
         with self._make_beam_pipeline() as pipeline:
             outputs = (pipeline
@@ -328,9 +203,9 @@ class Executor(BaseExampleGenExecutor):
                           | "Repeated" >> beam.Map(_repeated_by_file))
             _ = (outputs[REPORT_TAG]
                  | "AllReports" >> beam.combiners.ToList()
-                 | "WriteReport" >> beam.Map(_write_report, beam.pvalue.AsSingleton(duplicates), report_path, list(split_names)))
-        payload = exec_properties.get(standard_component_specs.OUTPUT_DATA_FORMAT_KEY)
-        file_format = exec_properties.get(standard_component_specs.OUTPUT_FILE_FORMAT_KEY)
+                 | "WriteReport" >> beam.Map(_write_report, beam.pvalue.AsSingleton(duplicates), artifact.uri, list(split_names)))
+        payload = exec_properties.get(OUTPUT_DATA_FORMAT_KEY)
+        file_format = exec_properties.get(OUTPUT_FILE_FORMAT_KEY)
         for a in examples:
             if payload:
                 examples_utils.set_payload_format(a, payload)
@@ -342,13 +217,10 @@ class Executor(BaseExampleGenExecutor):
             if not tf.io.gfile.glob(os.path.join(d, "*.gz")):
                 with tf.io.TFRecordWriter(os.path.join(d, "data_tfrecord-empty.gz"), options="GZIP"):
                     pass
-        with tf.io.gfile.GFile(report_path) as f:
-            report = json.load(f)
-        for key in ("rows_read", "rows_kept", "rows_rejected", "duplicate_rows"):
-            artifact.set_int_custom_property(key, report[key])
-        logging.info("TemporalExampleGen: %d rows read, %d kept, %d rejected %s, %d with a repeated impression_id",
-                     report["rows_read"], report["rows_kept"], report["rows_rejected"],
-                     json.dumps(report["rejected"]), report["duplicate_rows"])
+        report = RowReport.read(artifact.uri)
+        for key in COUNTS:
+            artifact.set_int_custom_property(key, getattr(report, key))
+        logging.info("TemporalExampleGen: %s", report.line())
 
 
 class _ReadSplitAndWrite(beam.DoFn):

@@ -1,6 +1,5 @@
 """The real executor under Beam: split boundaries, no impression in two splits, nothing lost."""
 import glob
-import json
 import os
 
 import pytest
@@ -85,7 +84,7 @@ def test_wrong_field_type_names_file_and_field(logs, tmp_path):
     _run(bad, tmp_path / "ok", TemporalSplit(test_days=2, eval_days=3))
     df["podcast_age_days"] = df["podcast_age_days"] + 0.5
     df.to_parquet(victim, index=False)
-    with pytest.raises(Exception, match="podcast_age_days.*fractional"):
+    with pytest.raises(Exception, match=r"podcast_age_days.*fractional values in \d+ rows \(first: row 0\)"):
         _run(bad, tmp_path / "bad", TemporalSplit(test_days=2, eval_days=3))
     df["podcast_age_days"] = "old"
     df.to_parquet(victim, index=False)
@@ -95,7 +94,8 @@ def test_wrong_field_type_names_file_and_field(logs, tmp_path):
 
 def test_a_daily_span_reads_one_day_into_one_split(logs, tmp_path):
     from core.days import day_index
-    from core.logs import DAY_SPLIT, EXAMPLE_GEN_REPORT
+    from core.logs import DAY_SPLIT
+    from core.row_report import RowReport
 
     days = sorted(os.path.basename(d)[len("date="):] for d in glob.glob(os.path.join(logs, "date=*")))
     examples = standard_artifacts.Examples()
@@ -107,5 +107,6 @@ def test_a_daily_span_reads_one_day_into_one_split(logs, tmp_path):
     assert {t // DAY for _, t, _ in rows} == {day_index(days[3])}
     df = read_logs(logs)
     assert sorted(i for i, _, _ in rows) == sorted(df[df.event_time // DAY == day_index(days[3])].impression_id)
-    report = json.load(open(os.path.join(examples.uri, EXAMPLE_GEN_REPORT)))
-    assert report["rows_kept"] == len(rows) and set(report["splits"]) == {DAY_SPLIT}
+    report = RowReport.read(examples.uri)
+    assert report.rows_kept == len(rows) and set(report.splits) == {DAY_SPLIT}
+    assert list(report.files) == sorted(glob.glob(os.path.join(logs, f"date={days[3]}", "*.parquet")))

@@ -1,6 +1,7 @@
 """Joins day spans into one Examples artifact split by day, copying the day files byte for byte."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from typing import Any, Dict, List
@@ -12,7 +13,8 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 
 from core.days import DAY, day_name
-from core.logs import DAY_SPLIT, EXAMPLE_GEN_REPORT
+from core.logs import DAY_SPLIT
+from core.row_report import COUNTS, RowReport
 from core.split import SPLITS, TemporalSplit
 
 from components.temporal_window.spec import DAYS_KEY, EXAMPLES_KEY, TEMPORAL_SPLIT_KEY
@@ -27,27 +29,16 @@ def span_of(artifact) -> int:
     raise ValueError(f"{artifact.uri}: Examples without a span (not a daily TemporalExampleGen output)")
 
 
-def merge_day_reports(day_reports: Dict[int, Dict], split_of: Dict[int, str], sources: Dict[int, Dict]) -> Dict:
+def merge_day_reports(day_reports: Dict[int, RowReport], split_of: Dict[int, str],
+                      sources: Dict[int, Dict]) -> RowReport:
     """TemporalExampleGen's reports of single days as one report of the window: totals summed, each
     day's kept rows and positives counted in its split, per-file rejections and repeats kept, and
     `days`: {YYYY-MM-DD: split, span, rows kept, the Examples artifact it came from}."""
-    out = {"rows_read": 0, "rows_kept": 0, "rows_rejected": 0, "rejected": {}, "rejected_by_file": {},
-           "splits": {s: {} for s in SPLITS}, "positives": {s: {} for s in SPLITS},
-           "duplicate_rows": 0, "duplicates_by_file": {}, "days": {}}
-    for span in sorted(day_reports):
-        r, split = day_reports[span], split_of[span]
-        for key in ("rows_read", "rows_kept", "rows_rejected", "duplicate_rows"):
-            out[key] += r[key]
-        for reason, n in r["rejected"].items():
-            out["rejected"][reason] = out["rejected"].get(reason, 0) + n
-        out["rejected_by_file"].update(r["rejected_by_file"])
-        out["duplicates_by_file"].update(r["duplicates_by_file"])
-        for key in ("splits", "positives"):
-            for by_source in r[key].values():
-                for src, n in by_source.items():
-                    out[key][split][src] = out[key][split].get(src, 0) + n
-        out["days"][day_name(span)] = dict(sources[span], split=split, span=span, rows_kept=r["rows_kept"])
-    return out
+    days = [dataclasses.replace(day_reports[span].as_split(split_of[span]),
+                                days={day_name(span): dict(sources[span], split=split_of[span], span=span,
+                                                           rows_kept=day_reports[span].rows_kept)})
+            for span in sorted(day_reports)]
+    return RowReport.merge(days, splits=SPLITS)
 
 
 class Executor(base_executor.BaseExecutor):
@@ -81,8 +72,9 @@ class Executor(base_executor.BaseExecutor):
                 # day files are named by day already; a day's empty placeholder is not
                 name = name if day_name(span) in name else f"data_tfrecord-{day_name(span)}-{name}"
                 tf.io.gfile.copy(path, os.path.join(target, name), overwrite=True)
-            with tf.io.gfile.GFile(os.path.join(a.uri, EXAMPLE_GEN_REPORT)) as f:
-                reports[span] = json.load(f)
+            reports[span] = RowReport.read(a.uri)
+            if reports[span] is None:
+                raise ValueError(f"TemporalWindow: {a.uri} holds no row report (not a TemporalExampleGen output)")
             sources[span] = {"artifact_id": a.id, "uri": a.uri,
                              "input_fingerprint": a.get_string_custom_property("input_fingerprint")
                              if a.has_custom_property("input_fingerprint") else None}
@@ -93,17 +85,16 @@ class Executor(base_executor.BaseExecutor):
                 with tf.io.TFRecordWriter(os.path.join(d, "data_tfrecord-empty.gz"), options="GZIP"):
                     pass
         report = merge_day_reports(reports, split_of, sources)
-        with tf.io.gfile.GFile(os.path.join(out.uri, EXAMPLE_GEN_REPORT), "w") as f:
-            json.dump(report, f, indent=1, sort_keys=True)
+        report.write(out.uri)
 
         first = chosen[min(chosen)]
         examples_utils.set_payload_format(out, examples_utils.get_payload_format(first))
         examples_utils.set_file_format(out, examples_utils.get_file_format(first))
         out.span = max(chosen)
-        for key in ("rows_read", "rows_kept", "rows_rejected", "duplicate_rows"):
-            out.set_int_custom_property(key, report[key])
+        for key in COUNTS:
+            out.set_int_custom_property(key, getattr(report, key))
         out.set_string_custom_property("window", f"{days[0]}..{days[-1]}")
         out.set_string_custom_property("day_artifacts", json.dumps({day_name(s): a.id for s, a in sorted(chosen.items())}))
         logging.info("TemporalWindow: %d days %s..%s (%s), %d rows kept, splits %s", len(days), days[0], days[-1],
-                     json.dumps({day_name(s): split_of[s] for s in sorted(chosen)}), report["rows_kept"],
-                     json.dumps(report["splits"]))
+                     json.dumps({day_name(s): split_of[s] for s in sorted(chosen)}), report.rows_kept,
+                     json.dumps(report.splits))

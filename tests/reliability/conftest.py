@@ -32,8 +32,9 @@ def tiny_logs(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def faulty_logs(tiny_logs, tmp_path_factory):
-    """Four faults in four files: rows dated 2000 and 2030 inside a train partition, an ad field on
-    promotions rows, NaN labels, and one day written twice. Returns (folder, expected counts)."""
+    """Five faults in five files: rows dated 2000 and 2030 inside a train partition, an ad field on
+    promotions rows, NaN labels, one day written twice, and an older day without a column (a schema
+    anomaly only TFDV sees). Returns (folder, expected counts)."""
     out = str(tmp_path_factory.mktemp("rel") / "faulty")
     shutil.copytree(tiny_logs, out)
     files = day_files(out)
@@ -56,7 +57,10 @@ def faulty_logs(tiny_logs, tmp_path_factory):
     twice = os.path.join(os.path.dirname(files[3]), "impressions-again.parquet")
     shutil.copy(files[3], twice)
     dup_rows = pq.read_metadata(files[3]).num_rows
-    return out, {"rejected": expected, "duplicates": {files[3]: dup_rows, twice: dup_rows}}
+    pq.write_table(pq.read_table(files[4]).drop(["podcast_id"]), files[4])
+    schema_day = os.path.basename(os.path.dirname(files[4]))[len("date="):]
+    return out, {"rejected": expected, "duplicates": {files[3]: dup_rows, twice: dup_rows},
+                 "schema_day": (schema_day, files[4])}
 
 
 @pytest.fixture(scope="session")

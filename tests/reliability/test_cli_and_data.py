@@ -6,7 +6,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from components.temporal_example_gen.executor import check_types
+from core.log_reader import check_types
 from tests.reliability.conftest import cli, day_files
 
 

@@ -8,6 +8,7 @@ import time
 import pytest
 import tensorflow as tf
 
+from core.row_report import file_day
 from pipeline.local_runner import RootBusy, lock_root
 from pipeline.run_summary import executions_since
 from tests.reliability.conftest import SPLIT_ARGS, cli, cli_background, kill_group, wait_for
@@ -74,9 +75,14 @@ def test_out_of_day_rows_wrong_source_fields_nan_and_duplicates_stop_at_the_gate
     assert "stopped at ValidationGate" in reason
     for path, reasons in faulty_run["expected"]["rejected"].items():
         for why, n in reasons.items():
-            assert f"file {path}: {n:,} rows: {why}" in reason, reason
+            assert f"file {path} (day {file_day(path)}): {n:,} rows: {why}" in reason, reason
     for path, n in faulty_run["expected"]["duplicates"].items():
-        assert f"file {path}: {n:,} rows with a repeated impression_id" in reason, reason
+        assert f"file {path} (day {file_day(path)}): {n:,} rows with a repeated impression_id" in reason, reason
+    # the older day without a column: only TFDV sees it; the gate names that day and its file
+    day, path = faulty_run["expected"]["schema_day"]
+    assert f"day {day} ({path}): feature 'podcast_id'" in reason, reason
+    files = list(faulty_run["expected"]["rejected"]) + list(faulty_run["expected"]["duplicates"]) + [path]
+    assert reason.splitlines()[1].strip() == "bad days: " + ", ".join(sorted({file_day(f) for f in files}))
     assert "rows rejected (allowed: 0)" in faulty_run["out"]  # the user sees it on the terminal
     ran = {c["component"] for c in s["components"]}
     assert "ValidationGate" in ran and not ran & LATER
