@@ -196,7 +196,7 @@ def _run_days(config: PipelineConfig, scheduled: List[str], run, out, warm_start
 def days_to_quarantine(failed_at: str, bad_day: Optional[str], landed: List[str]) -> List[str]:
     """The days a failed day's run blames: the days the gate names on its `bad days:` line, or the
     one day TemporalExampleGen could not ingest; only those in the landing folder."""
-    from components.validation_gate.component import bad_days_in
+    from components.validation_gate.executor import bad_days_in
 
     named = bad_days_in(failed_at) if "ValidationGate" in failed_at else ([bad_day] if bad_day else [])
     return [d for d in named if d in landed]

@@ -58,7 +58,7 @@ def test_an_older_day_breaking_the_schema_is_the_day_named(tiny_logs, tmp_path):
 
     from components.temporal_example_gen.component import executor_properties
     from components.temporal_example_gen.executor import Executor
-    from components.validation_gate.component import bad_days_in, bad_days_line, day_anomalies
+    from components.validation_gate.executor import bad_days_in, bad_days_line, day_anomalies
     from core.row_report import RowReport
     from schemas import SCHEMA_DIR
 
@@ -79,7 +79,7 @@ def test_an_older_day_breaking_the_schema_is_the_day_named(tiny_logs, tmp_path):
 
 
 def test_the_schedule_quarantines_the_days_the_gate_names_not_today():
-    from components.validation_gate.component import bad_days_line
+    from components.validation_gate.executor import bad_days_line
     from pipeline.schedule import days_to_quarantine
 
     landed = ["2026-01-05", "2026-01-06", "2026-01-07"]
@@ -93,7 +93,7 @@ def test_the_schedule_quarantines_the_days_the_gate_names_not_today():
 
 
 def test_gate_lines_name_file_and_day():
-    from components.validation_gate.component import describe_report
+    from components.validation_gate.executor import describe_report
     from core.row_report import RowReport
 
     report = RowReport(rows_read=10, rows_rejected=2, rejected={"r": 2},
