@@ -88,8 +88,9 @@ def metadata_connection(config: PipelineConfig):
 
 
 def run_pipeline(config: PipelineConfig, quiet: bool = False) -> Dict:
-    """The whole DAG (`create_pipeline`) through `run_dag`, the candidate compared with the
-    incumbent (`with_incumbent`)."""
+    """The whole DAG (`create_pipeline`) through `run_dag`. The DAG resolves the incumbent itself
+    (`pipeline.pipeline.incumbent_resolver`); an explicit `baseline_model` is staged as a Model
+    artifact first (`with_incumbent`)."""
     config = with_incumbent(config)
     return run_dag(config, create_pipeline(config, metadata_connection(config)), quiet=quiet)
 
@@ -122,10 +123,12 @@ def as_model_artifact(model_dir: str, root: str) -> str:
 
 
 def with_incumbent(config: PipelineConfig) -> PipelineConfig:
-    """The baseline a local run compares its candidate with: the user's `baseline_model`, else the
-    latest model pushed to the serving folder; with neither, the DAG trains a promotions baseline."""
-    source = config.baseline_model or latest_pushed(config.serving)
-    return config.replace(baseline_model=as_model_artifact(source, config.root)) if source else config
+    """The user's `baseline_model` (`--baseline-model`, a SavedModel or a Model artifact folder) as
+    a Model artifact folder the DAG's Importer reads. Without one the config is unchanged: the DAG
+    resolves the latest pushed model from MLMD, as on every runner."""
+    if not config.baseline_model:
+        return config
+    return config.replace(baseline_model=as_model_artifact(config.baseline_model, config.root))
 
 
 class PipelineFailed(RuntimeError):

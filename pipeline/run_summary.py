@@ -11,6 +11,9 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from core.logs import EXAMPLE_GEN_REPORT
+
+INCUMBENT_RESOLVER = "incumbent_resolver"  # pipeline.pipeline.INCUMBENT_RESOLVER
+INCUMBENT_FILE = "incumbent.json"  # models.trainer.INCUMBENT_FILE (not imported: it loads TensorFlow)
 from core.split import SPLITS
 from evaluation.tfma_metrics import EXACT_AP_NAME
 from core.fields import SOURCES
@@ -64,7 +67,11 @@ def executions_since(metadata_path: str, since_ms: int) -> List[Dict]:
         # the node id (e.g. "Trainer", "baseline_trainer"); the execution type for older records
         nodes = [c.name.split(".", 1)[-1] for c in store.get_contexts_by_execution(e.id)
                  if context_types.get(c.type_id) == "node"]
-        rows.append({"id": e.id, "component": nodes[0] if nodes else types[e.type_id].rsplit(".", 1)[-1], "state": _STATE.get(e.last_known_state, "?"),
+        component = nodes[0] if nodes else types[e.type_id].rsplit(".", 1)[-1]
+        state = _STATE.get(e.last_known_state, "?")
+        if component == INCUMBENT_RESOLVER and state == "failed" and not outputs:
+            state = "none"  # TFX's LatestBlessedModelStrategy found no pushed model (it fails the node)
+        rows.append({"id": e.id, "component": component, "state": state,
                      "seconds": (e.last_update_time_since_epoch - e.create_time_since_epoch) / 1000.0,
                      "outputs": outputs})
     return rows
@@ -149,9 +156,16 @@ def _baseline(rows: List[Dict], evaluation_uri: str) -> Optional[Dict]:
     imported = _latest_output(rows, "Model", "baseline_importer")
     if not (trained or imported):
         return None
-    return {"model": (trained or imported).uri,
-            "kind": "promotions_baseline trained in this run" if trained else "incumbent (imported)",
-            "ap": _model_ap(evaluation_uri, "baseline")}
+    ap = _model_ap(evaluation_uri, "baseline")
+    if imported:
+        return {"model": imported.uri, "kind": "incumbent (imported)", "ap": ap}
+    incumbent = os.path.join(trained.uri, INCUMBENT_FILE)  # baseline_trainer served the resolved incumbent
+    if os.path.exists(incumbent):
+        with open(incumbent) as f:
+            source = json.load(f)["incumbent"]
+        return {"model": source, "kind": "incumbent (latest pushed model, resolved in the DAG)", "ap": ap,
+                "baseline_artifact": trained.uri}
+    return {"model": trained.uri, "kind": "promotions_baseline trained in this run", "ap": ap}
 
 
 def rows_report(examples_uri: str) -> Dict:

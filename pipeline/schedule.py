@@ -149,6 +149,9 @@ def run_schedule(config: PipelineConfig, days: int, run: Optional[Callable[[Pipe
                "arrived": arrived, "ingested": ingested, "blessed": bool(summary.get("blessed")),
                "pushed": summary.get("pushed_model"), "ap": ap, "splits": summary.get("splits") or {},
                "serving_version": serving_version(daily.serving),
+               # what the candidate was gated against: the incumbent the DAG resolved, or a promotions
+               # baseline trained in the run when nothing was pushed yet
+               "baseline": {k: (summary.get("baseline") or {}).get(k) for k in ("kind", "model")},
                "failed": bool(summary.get("failed")), "stopped_at_gate": stopped_at_gate,
                "quarantined": quarantined,
                "reason": summary.get("not_pushed_reason"),
