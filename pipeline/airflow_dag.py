@@ -13,6 +13,7 @@ importable by the scheduler and workers, and set:
   PODCAST_MTL_MODEL        JSON overrides of the model preset, e.g. {"train_steps": 120}
   PODCAST_MTL_AP_FLOOR     blessing floors per source, e.g. promotions=0.07,ads=0.02
   PODCAST_MTL_AP_TOLERANCE relative AP a candidate may lose against the baseline, per source
+  PODCAST_MTL_CALIBRATION_BAND  mean prediction / mean label band per source (default 0.8,1.25; none)
   MLMD_MYSQL_HOST, MLMD_MYSQL_DATABASE, MLMD_MYSQL_USER, MLMD_MYSQL_PASSWORD, MLMD_MYSQL_PORT:
                            a shared MLMD on MySQL; without them, SQLite under the root
                            (one scheduler, one machine: `pipeline/metadata.py`)
@@ -67,6 +68,13 @@ def config_from_env(env: Optional[Mapping[str, str]] = None) -> PipelineConfig:
         config = config.replace(ap_floor=tuple({**config.floors, **floors}.items()))
     if env.get("PODCAST_MTL_AP_TOLERANCE"):
         config = config.replace(ap_tolerance=float(env["PODCAST_MTL_AP_TOLERANCE"]))
+    if env.get("PODCAST_MTL_CALIBRATION_BAND"):  # "lo,hi", or "none" to measure without gating
+        band = env["PODCAST_MTL_CALIBRATION_BAND"]
+        try:
+            config = config.replace(calibration_band=None if band == "none" else
+                                    tuple(float(v) for v in band.split(",", 1)))
+        except ValueError:
+            raise ValueError(f"PODCAST_MTL_CALIBRATION_BAND={band!r}: expected lo,hi (e.g. 0.8,1.25) or none") from None
     if env.get("PODCAST_MTL_MODEL"):
         try:
             overrides = json.loads(env["PODCAST_MTL_MODEL"])

@@ -271,6 +271,11 @@ def format_summary(summary: Dict) -> str:
             if head and base is not None:
                 lines.append(f"  {source} stream AP ({head}): candidate {heads[head]:.4f}  baseline {base:.4f}  "
                              f"({heads[head] / base - 1:+.1%})")
+    for source, heads in (summary.get("calibration") or {}).items():
+        for head, c in heads.items():
+            if c.get("calibration") is not None:
+                lines.append(f"calibration on {source:<11}{head}: mean prediction / mean label {c['calibration']:.3f}"
+                             + (f", ECE {c['ece']:.4f}" if c.get("ece") is not None else ""))
     lines.append(f"blessed: {summary['blessed']}   pushed: {summary['pushed_model'] or 'no'}")
     if summary.get("not_pushed_reason"):
         lines.append(f"not pushed: {summary['not_pushed_reason']}")

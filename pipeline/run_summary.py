@@ -137,6 +137,10 @@ def validation_failures(evaluation_uri: str) -> List[str]:
                 lines.append(f"{where}: {f.metric_key.output_name} {f.metric_key.name} is "
                              f"{-f.metric_value.double_value.value:.4f} below the baseline's, more than the "
                              f"{-t.change_threshold.relative.value:.0%} relative tolerance")
+            elif f.metric_key.name == "calibration":  # mean prediction / mean label, a band
+                lines.append(f"{where}: {f.metric_key.output_name} calibration (mean prediction / mean label) "
+                             f"{f.metric_value.double_value.value:.3f} outside "
+                             f"[{t.value_threshold.lower_bound.value:.2f}, {t.value_threshold.upper_bound.value:.2f}]")
             else:
                 lines.append(f"{where}: {f.metric_key.output_name} {f.metric_key.name} value "
                              f"{f.metric_value.double_value.value:.4f} below {t.value_threshold.lower_bound.value:.4f}")
@@ -148,6 +152,72 @@ def _model_ap(evaluation_uri: str, model_name: str) -> Dict[str, Dict[str, float
         return per_source_ap(evaluation_uri, model_name)
     except Exception:  # an evaluation of a single model (no baseline) has no model names
         return per_source_ap(evaluation_uri) if model_name == "candidate" else {}
+
+
+def _value(v) -> Optional[float]:
+    if isinstance(v, dict):
+        v = v.get("doubleValue", v.get("value"))
+    try:
+        return None if v is None else float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def ece_from_buckets(buckets: List[Dict]) -> Optional[float]:
+    """Expected calibration error from TFMA CalibrationPlot buckets (TFMA has no ECE metric):
+    sum over buckets of |sum of predictions - sum of labels| / all examples (weighted)."""
+    total, gap = 0.0, 0.0
+    for b in buckets:
+        n = _value(b.get("numWeightedExamples")) or 0.0
+        total += n
+        gap += abs((_value(b.get("totalWeightedRefinedPrediction")) or 0.0) - (_value(b.get("totalWeightedLabel")) or 0.0))
+    return gap / total if total else None
+
+
+def per_source_calibration(evaluation_uri: str, model_name: Optional[str] = None) -> Dict[str, Dict[str, Dict]]:
+    """{source: {head: {calibration, mean_prediction, mean_label, ece, buckets}}} of one evaluated
+    model, on each source's slice, for the heads the Evaluator measured calibration of (the stream
+    heads on the source each is judged on; `evaluation/eval_config.py`)."""
+    import tensorflow_model_analysis as tfma
+
+    result = tfma.load_eval_result(evaluation_uri, model_name=model_name)
+
+    def source_of(slice_key):
+        if len(slice_key) != 1 or slice_key[0][0] != "source":
+            return None
+        value = slice_key[0][1]
+        return value.decode() if isinstance(value, bytes) else value
+
+    out: Dict[str, Dict[str, Dict]] = {}
+    for slice_key, metrics in result.slicing_metrics:
+        source = source_of(slice_key)
+        for head, by_sub_key in (metrics.items() if source else ()):
+            for values in by_sub_key.values():
+                if "calibration" in values:
+                    out.setdefault(source, {})[head] = {k: _value(values.get(k)) for k in
+                                                        ("calibration", "mean_prediction", "mean_label")}
+    for slice_key, plots in result.plots:
+        source = source_of(slice_key)
+        for head, by_sub_key in (plots.items() if source else ()):
+            for plot in by_sub_key.values():
+                buckets = (plot.get("calibrationHistogramBuckets") or {}).get("buckets") or []
+                if buckets and head in out.get(source, {}):
+                    out[source][head]["ece"] = ece_from_buckets(buckets)
+                    out[source][head]["buckets"] = [
+                        [_value(b.get("lowerThresholdInclusive")), _value(b.get("numWeightedExamples")) or 0.0,
+                         _value(b.get("totalWeightedRefinedPrediction")) or 0.0,
+                         _value(b.get("totalWeightedLabel")) or 0.0] for b in buckets]
+    return out
+
+
+def _calibration(evaluation_uri: str) -> Dict:
+    try:
+        return per_source_calibration(evaluation_uri, "candidate")
+    except Exception:  # an evaluation of a single model (no baseline) has no model names
+        try:
+            return per_source_calibration(evaluation_uri)
+        except Exception:
+            return {}
 
 
 def _baseline(rows: List[Dict], evaluation_uri: str) -> Optional[Dict]:
@@ -208,6 +278,8 @@ def summarize_run(metadata_path: str, since_ms: int, error: Optional[str] = None
         "rows": rows_report(examples.uri) if examples else {},
         "tuned_hyperparameters": _best_values(hyperparameters.uri) if hyperparameters else None,
         "ap": _model_ap(evaluation.uri, "candidate") if evaluation else {},
+        # mean prediction / mean label, ECE and the reliability buckets per source (candidate)
+        "calibration": _calibration(evaluation.uri) if evaluation else {},
         "baseline": _baseline(rows, evaluation.uri) if evaluation else None,
         "components": [{"component": r["component"], "state": r["state"], "seconds": round(r["seconds"], 1)}
                        for r in rows],

@@ -186,7 +186,8 @@ def test_airflow_runs_the_dag_on_two_days_then_stops_a_corrupted_day_with_mlmd_o
                PODCAST_MTL_MODEL=json.dumps({"train_steps": 80, "eval_every_steps": 40, "batch_size": 256,
                                              "shuffle_buffer": 5000}),
                # small logs, few ads positives: floors under what 80 steps reach, a lenient comparison
-               PODCAST_MTL_AP_FLOOR="promotions=0.05,ads=0.015", PODCAST_MTL_AP_TOLERANCE="0.9", **mariadb)
+               PODCAST_MTL_AP_FLOOR="promotions=0.05,ads=0.015", PODCAST_MTL_AP_TOLERANCE="0.9",
+               PODCAST_MTL_CALIBRATION_BAND="0.5,2.0", **mariadb)
     airflow = [airflow_python, "-m", "airflow"]
     r = subprocess.run([*airflow, "db", "migrate"], capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr[-3000:]

@@ -71,19 +71,30 @@ def _evaluate(tmp_path, factor):
     frame = pd.DataFrame({"source": [SOURCES[i] for i in source], "stream": y, "p": np.clip(factor * p, 0, 0.999)})
     out = str(tmp_path / f"x{factor}")
     tfma.analyze_raw_data(frame, config, output_path=out)
-    return tfma.load_validation_result(out), tfma.load_eval_result(out)
+    return tfma.load_validation_result(out), tfma.load_eval_result(out), out, frame
 
 
 @pytest.mark.slow
 def test_a_well_ranked_candidate_off_by_a_factor_of_two_is_not_blessed(tmp_path):
-    calibrated, result = _evaluate(tmp_path, 1.0)
+    from pipeline.run_summary import per_source_calibration
+
+    calibrated, result, out, frame = _evaluate(tmp_path, 1.0)
     assert calibrated.validation_ok, calibrated
     by_source = {k[0][1]: m[""][""] for k, m in result.slicing_metrics if len(k) == 1}
     for s in SOURCES:
         assert 0.9 < by_source[s]["calibration"]["doubleValue"] < 1.1
         assert by_source[s]["mean_prediction"]["doubleValue"] == pytest.approx(
             by_source[s]["calibration"]["doubleValue"] * by_source[s]["mean_label"]["doubleValue"], rel=1e-6)
-    doubled, _ = _evaluate(tmp_path, 2.0)
+    # the ECE the run summary computes from TFMA's CalibrationPlot buckets is the ECE of the rows
+    for s, c in per_source_calibration(out).items():
+        rows = frame[frame.source == s]
+        assert c[""]["ece"] == pytest.approx(expected_calibration_error(rows.stream, rows.p), rel=1e-6)
+        assert c[""]["calibration"] == pytest.approx(rows.p.mean() / rows.stream.mean(), rel=1e-6)
+    doubled, _, out2, frame2 = _evaluate(tmp_path, 2.0)
+    for s, c in per_source_calibration(out2).items():
+        rows = frame2[frame2.source == s]
+        ece = expected_calibration_error(rows.stream, rows.p)
+        assert c[""]["ece"] == pytest.approx(ece, rel=1e-6) and ece > 0.02
     assert not doubled.validation_ok
     failed = {(f.metric_key.name, s.slice_key.single_slice_keys[0].bytes_value.decode())
               for s in doubled.metric_validations_per_slice for f in s.failures}
