@@ -12,7 +12,6 @@ from ml_metadata.proto import metadata_store_pb2
 
 from core.logs import EXAMPLE_GEN_REPORT
 
-INCUMBENT_RESOLVER = "incumbent_resolver"  # pipeline.pipeline.INCUMBENT_RESOLVER
 INCUMBENT_FILE = "incumbent.json"  # models.trainer.INCUMBENT_FILE (not imported: it loads TensorFlow)
 from core.split import SPLITS
 from evaluation.tfma_metrics import EXACT_AP_NAME
@@ -68,10 +67,7 @@ def executions_since(metadata_path: str, since_ms: int) -> List[Dict]:
         nodes = [c.name.split(".", 1)[-1] for c in store.get_contexts_by_execution(e.id)
                  if context_types.get(c.type_id) == "node"]
         component = nodes[0] if nodes else types[e.type_id].rsplit(".", 1)[-1]
-        state = _STATE.get(e.last_known_state, "?")
-        if component == INCUMBENT_RESOLVER and state == "failed" and not outputs:
-            state = "none"  # TFX's LatestBlessedModelStrategy found no pushed model (it fails the node)
-        rows.append({"id": e.id, "component": component, "state": state,
+        rows.append({"id": e.id, "component": component, "state": _STATE.get(e.last_known_state, "?"),
                      "seconds": (e.last_update_time_since_epoch - e.create_time_since_epoch) / 1000.0,
                      "outputs": outputs})
     return rows
