@@ -26,7 +26,7 @@ KFP_VENV ?= .venv-kfp
 setup-kfp: setup
 	@[ -x $(KFP_VENV)/bin/python ] || $(PY310) -m venv $(KFP_VENV)
 	$(PY) -c 'import site; print(site.getsitepackages()[0])' > $(KFP_VENV)/lib/python3.10/site-packages/podcast_mtl_base.pth
-	$(KFP_VENV)/bin/python -m pip install -q -c constraints-kfp.txt -e ".[kfp]"
+	$(KFP_VENV)/bin/python -m pip install -q -c constraints-kfp.txt setuptools -e ".[kfp]"
 	@$(KFP_VENV)/bin/python -c 'import kfp, tfx; print("kfp", kfp.__version__, "tfx", tfx.__version__)'
 
 # Two pytest-xdist workers, a module a unit of work, the modules of the shared DAG run one unit

@@ -5,10 +5,16 @@ stream heads, sliced
 overall, by source, and by source x podcast popularity bucket. Blessing: for each source, the
 stream AP of that source's stream head on that source's impressions must reach a floor and
 must not fall more than `tolerance` (relative) below the baseline model's on the same slice.
+
+Calibration, per stream head on the source it is judged on: TFMA's `Calibration` (mean prediction
+/ mean label), `MeanPrediction`, `MeanLabel` and `CalibrationPlot` (`CALIBRATION_BUCKETS` equal-width
+buckets, from which `pipeline/run_summary.py` computes the expected calibration error: TFMA has
+none). With a `calibration_band` (default 0.8 to 1.25), a candidate is blessed only when its
+`Calibration` on each source's slice is inside the band.
 """
 from __future__ import annotations
 
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 import tensorflow_model_analysis as tfma
 from google.protobuf import wrappers_pb2
@@ -21,17 +27,39 @@ SLICES = (tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=["source"]),
           tfma.SlicingSpec(feature_keys=["source", "popularity_bucket"]))
 
 
-def _gate(source: str, floor: float, tolerance: float) -> tfma.PerSliceMetricThreshold:
+def _gate(source: str, floor: float, tolerance: Optional[float]) -> tfma.PerSliceMetricThreshold:
+    change = None if tolerance is None else tfma.GenericChangeThreshold(
+        direction=tfma.MetricDirection.HIGHER_IS_BETTER, relative={"value": -tolerance})
     return tfma.PerSliceMetricThreshold(
         slicing_specs=[tfma.SlicingSpec(feature_values={"source": source})],
-        threshold=tfma.MetricThreshold(
-            value_threshold=tfma.GenericValueThreshold(lower_bound={"value": floor}),
-            change_threshold=tfma.GenericChangeThreshold(direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-                                                         relative={"value": -tolerance})))
+        threshold=tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(lower_bound={"value": floor}),
+                                       change_threshold=change))
 
 
-def make_eval_config(tasks: Sequence[Task], floors: Dict[str, float], tolerance: float,
-                     sources: Sequence[str] = SOURCES) -> tfma.EvalConfig:
+CALIBRATION_BUCKETS = 10
+DEFAULT_CALIBRATION_BAND = (0.8, 1.25)
+
+
+def _band(source: str, band: Tuple[float, float]) -> tfma.PerSliceMetricThreshold:
+    return tfma.PerSliceMetricThreshold(
+        slicing_specs=[tfma.SlicingSpec(feature_values={"source": source})],
+        threshold=tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(
+            lower_bound={"value": band[0]}, upper_bound={"value": band[1]})))
+
+
+def calibration_metrics(sources: Sequence[str], band: Optional[Tuple[float, float]]) -> list:
+    """TFMA's calibration metrics of one stream head; `band` gates `Calibration` on `sources`."""
+    return [tfma.MetricConfig(class_name="Calibration",
+                              per_slice_thresholds=[_band(s, band) for s in sources] if band else []),
+            tfma.MetricConfig(class_name="MeanPrediction"), tfma.MetricConfig(class_name="MeanLabel"),
+            tfma.MetricConfig(class_name="CalibrationPlot", config=f'"num_buckets": {CALIBRATION_BUCKETS}')]
+
+
+def make_eval_config(tasks: Sequence[Task], floors: Dict[str, float], tolerance: Optional[float],
+                     sources: Sequence[str] = SOURCES,
+                     calibration_band: Optional[Tuple[float, float]] = DEFAULT_CALIBRATION_BAND) -> tfma.EvalConfig:
+    """`tolerance` None: no comparison with a baseline (a single model); `calibration_band` None:
+    calibration measured, not gated."""
     gated = {}
     for source in sources:
         gated.setdefault(stream_head(tasks, source), []).append(source)
@@ -42,7 +70,10 @@ def make_eval_config(tasks: Sequence[Task], floors: Dict[str, float], tolerance:
         exact_ap = tfma.MetricConfig(class_name="ExactAveragePrecision", module="evaluation.tfma_metrics",
                                      per_slice_thresholds=[_gate(s, floors[s], tolerance)
                                                            for s in gated.get(t.name, [])])
-        specs.append(tfma.MetricsSpec(output_names=[t.name], metrics=[exact_ap]))
+        metrics = [exact_ap]
+        if t.name in gated:  # a stream head: calibration on the sources it is judged on
+            metrics += calibration_metrics(gated[t.name], calibration_band)
+        specs.append(tfma.MetricsSpec(output_names=[t.name], metrics=metrics))
     specs.append(tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name="ExampleCount")]))  # per slice
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(signature_name=SERVING_DEFAULT, label_keys={t.name: t.label for t in tasks})],

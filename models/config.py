@@ -10,6 +10,9 @@ from core.fields import SOURCES
 from core.tasks import TASKS, Task
 
 MODEL_CONFIG_KEY = "model_config"  # the Trainer's custom_config key holding ModelConfig.to_json()
+# the baseline Trainer's custom_config key: given a base_model (the incumbent resolved in the DAG),
+# serve it as is instead of training (`models/trainer.run_fn`, `pipeline/pipeline.py`)
+INCUMBENT_KEY = "serve_incumbent"
 TUNING_KEY = "tuning"  # the Tuner's custom_config key holding TuningConfig.to_json()
 
 

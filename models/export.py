@@ -16,8 +16,9 @@ record that is not a serialized tf.Example raises a TensorFlow error with a read
 """
 from __future__ import annotations
 
+import json
 import os
-from typing import Dict
+from typing import Dict, Optional
 
 import tensorflow as tf
 
@@ -26,6 +27,7 @@ from core.serving import SERVING_DEFAULT, SERVING_RAW
 from core.tasks import TASKS, stream_head
 
 MODEL_CONFIG_FILE = "model_config.json"
+CALIBRATION_FILE = "calibration.json"  # the served per-source offsets and their eval-split report
 
 
 def serving_feature_spec(tf_transform_output) -> Dict:
@@ -91,9 +93,21 @@ def check_serialized_examples(serialized: tf.Tensor) -> tf.Tensor:
         return tf.identity(serialized)
 
 
-def add_signatures(model, tf_transform_output) -> Dict:
+def source_offsets(source: tf.Tensor, by_source: Dict[str, float]) -> tf.Tensor:
+    """[batch, 1] logit offsets of one head: `by_source[s]` on rows of source s, 0 elsewhere."""
+    values = tf.reshape(source, [-1])
+    shift = tf.zeros(tf.shape(values), tf.float32)
+    for name, offset in sorted(by_source.items()):
+        shift += tf.where(tf.equal(values, name), tf.constant(offset, tf.float32), 0.0)
+    return shift[:, None]
+
+
+def add_signatures(model, tf_transform_output, offsets: Optional[Dict[str, Dict[str, float]]] = None) -> Dict:
+    """`offsets`: {head: {source: logit offset}} added before the sigmoid, in both signatures (the
+    per-source calibration, `models/calibration.py`); none: the model's own probabilities."""
     model.tft_layer = tf_transform_output.transform_features_layer()  # tracked, so it is saved
     feature_spec = serving_feature_spec(tf_transform_output)
+    offsets = {h: dict(v) for h, v in (offsets or {}).items() if v}
 
     aliases = served_stream_aliases(model.task_rows)
 
@@ -101,7 +115,11 @@ def add_signatures(model, tf_transform_output) -> Dict:
         raw = dict(raw, source=check_source(raw["source"]))
         transformed = model.tft_layer(raw)
         logits = model(transformed, training=False)
-        out = {name: tf.sigmoid(value) for name, value in logits.items()}
+        out = {}
+        for name, value in logits.items():
+            if name in offsets:
+                value = value + tf.reshape(source_offsets(raw["source"], offsets[name]), tf.shape(value))
+            out[name] = tf.sigmoid(value)
         out.update({alias: tf.identity(out[head]) for alias, head in aliases.items()})
         return out
 
@@ -131,14 +149,20 @@ def served_stream_aliases(tasks) -> Dict[str, str]:
     return out
 
 
-def export(model, tf_transform_output, out_dir: str, cfg=None) -> None:
-    signatures = add_signatures(model, tf_transform_output)
+def export(model, tf_transform_output, out_dir: str, cfg=None, offsets=None, calibration=None) -> None:
+    """`offsets`: the per-source calibration applied inside both signatures; `calibration`: its
+    report (eval split, before / after), written to `assets.extra/calibration.json`."""
+    signatures = add_signatures(model, tf_transform_output, offsets)
     model.save(out_dir, save_format="tf", signatures=signatures)
+    extra = os.path.join(out_dir, "assets.extra")
     if cfg is not None:
-        extra = os.path.join(out_dir, "assets.extra")
         tf.io.gfile.makedirs(extra)
         with tf.io.gfile.GFile(os.path.join(extra, MODEL_CONFIG_FILE), "w") as f:
             f.write(cfg.to_json())
+    if offsets or calibration:
+        tf.io.gfile.makedirs(extra)
+        with tf.io.gfile.GFile(os.path.join(extra, CALIBRATION_FILE), "w") as f:
+            f.write(json.dumps({"offsets": offsets or {}, "eval": calibration or {}}, indent=1))
     write_warmup_requests(out_dir, warmup_examples(tf_transform_output))
 
 

@@ -11,7 +11,7 @@ from typing import Dict, List, Optional, Sequence
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from models.config import MODEL_CONFIG_KEY, ModelConfig, Strategy
+from models.config import INCUMBENT_KEY, MODEL_CONFIG_KEY, ModelConfig, Strategy
 from models.evaluate import score_dataset, stream_ap_by_source
 from models import warm_start
 from models.export import export
@@ -133,6 +133,21 @@ def train(cfg: ModelConfig, tf_transform_output, train_files, eval_files, log_di
     return model
 
 
+def fit_calibration(model, cfg: ModelConfig, tf_transform_output, eval_files):
+    """The per-(head, source) logit offsets served with the model (`models/calibration.py`), fitted
+    on the eval split, and the eval split's calibration before / after per source."""
+    from models.calibration import calibration_report, fit_offsets
+
+    spec = tf_transform_output.transformed_feature_spec()
+    scored = score_dataset(model, eval_dataset(eval_files, spec, max_examples=cfg.max_eval_examples))
+    offsets = fit_offsets(scored, model.task_rows)
+    report = calibration_report(scored, model.task_rows, offsets)
+    print("  calibration on eval (mean prediction / mean label, ECE): " + "; ".join(
+        f"{s} {r['head']}: {r['calibration']:.3f} -> {r['calibration_corrected']:.3f}, "
+        f"ECE {r['ece']:.4f} -> {r['ece_corrected']:.4f}" for s, r in report.items()), flush=True)
+    return offsets, report
+
+
 def config_from_custom(custom_config: Optional[Dict], train_steps: Optional[int] = None,
                        hyperparameters: Optional[Dict] = None) -> ModelConfig:
     """The Trainer's ModelConfig: the pipeline's config, the Tuner's best values (a KerasTuner
@@ -151,12 +166,33 @@ def hyperparameter_values(config: Dict) -> Dict:
     return dict(config.get("values", {})) if "values" in config else dict(config)
 
 
+INCUMBENT_FILE = "incumbent.json"  # beside Format-Serving/ in a Model that is the incumbent, as is
+
+
+def serve_incumbent(base_model: str, serving_model_dir: str) -> None:
+    """The baseline Trainer's output when the DAG resolved an incumbent: its SavedModel, copied
+    unchanged (any tf.io.gfile paths), and `incumbent.json` naming where it came from."""
+    for dirpath, _, files in tf.io.gfile.walk(base_model):
+        rel = dirpath[len(base_model.rstrip("/")):].lstrip("/")
+        tf.io.gfile.makedirs(os.path.join(serving_model_dir, rel))
+        for name in files:
+            tf.io.gfile.copy(os.path.join(dirpath, name), os.path.join(serving_model_dir, rel, name), overwrite=True)
+    with tf.io.gfile.GFile(os.path.join(os.path.dirname(serving_model_dir.rstrip("/")), INCUMBENT_FILE), "w") as f:
+        f.write(json.dumps({"incumbent": base_model}))
+
+
 def run_fn(fn_args) -> None:
-    """TFX Trainer entry point (GenericExecutor)."""
+    """TFX Trainer entry point (GenericExecutor). The baseline Trainer (`INCUMBENT_KEY`) given a
+    base model serves that incumbent as is; without one it trains like any Trainer."""
+    if (fn_args.custom_config or {}).get(INCUMBENT_KEY) and fn_args.base_model:
+        print(f"baseline: the incumbent {fn_args.base_model}, served as is (no training)", flush=True)
+        serve_incumbent(fn_args.base_model, fn_args.serving_model_dir)
+        return
     cfg = config_from_custom(fn_args.custom_config, fn_args.train_steps, fn_args.hyperparameters)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     print(f"training with {cfg.to_json()}", flush=True)
     model = train(cfg, tf_transform_output, fn_args.train_files, fn_args.eval_files,
                   log_dir=os.path.join(fn_args.model_run_dir, "logs"))
-    export(model, tf_transform_output, fn_args.serving_model_dir, cfg)
+    offsets, report = fit_calibration(model, cfg, tf_transform_output, fn_args.eval_files)
+    export(model, tf_transform_output, fn_args.serving_model_dir, cfg, offsets=offsets, calibration=report)
     warm_start.save(model, tf_transform_output, fn_args.serving_model_dir)  # travels with the pushed model

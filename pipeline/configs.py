@@ -39,6 +39,9 @@ class PipelineConfig:
     # blessing: exact stream AP per source on the test split
     ap_floor: Tuple[Tuple[str, float], ...] = DEFAULT_AP_FLOORS
     ap_tolerance: float = 0.01  # relative AP a candidate may lose against the baseline, per source
+    # blessing: mean prediction / mean label of each source's stream head on that source's test
+    # impressions must lie in this band (TFMA Calibration; evaluation/eval_config.py); None: not gated
+    calibration_band: Optional[Tuple[float, float]] = (0.8, 1.25)
     tuning: TuningConfig = TuningConfig()  # trials=0: no Tuner, the model config's own values
     reuse_hyperparameters: bool = False  # without a Tuner: the latest earlier Tuner's best values
     # the incumbent model the candidate is compared with (a Model artifact folder holding

@@ -92,8 +92,9 @@ def metadata_connection(config: PipelineConfig):
 
 
 def run_pipeline(config: PipelineConfig, quiet: bool = False) -> RunSummary:
-    """The whole DAG (`create_pipeline`) through `run_dag`, the candidate compared with the
-    incumbent (`with_incumbent`)."""
+    """The whole DAG (`create_pipeline`) through `run_dag`. The DAG resolves the incumbent itself
+    (`pipeline.pipeline.incumbent_resolver`); an explicit `baseline_model` is staged as a Model
+    artifact first (`with_incumbent`)."""
     config = with_incumbent(config)
     return run_dag(config, create_pipeline(config, metadata_connection(config)), quiet=quiet)
 
@@ -190,22 +191,22 @@ def as_model_artifact(model_dir: str, root: str) -> str:
 
 
 def with_incumbent(config: PipelineConfig) -> PipelineConfig:
-    """The baseline a local run compares its candidate with: the user's `baseline_model`, else the
-    latest whole model pushed to the serving folder; with neither, the DAG trains a promotions
-    baseline. ValueError naming the baseline when it is not a whole SavedModel or its inputs do not
-    fit the logs' fields (before the run, not as an Evaluator traceback)."""
-    source = config.baseline_model or latest_pushed(config.serving)
+    """The user's `baseline_model` (`--baseline-model`, a SavedModel or a Model artifact folder) as
+    a Model artifact folder the DAG's Importer reads. Without one the config is unchanged: the DAG
+    resolves the latest pushed model from MLMD, as on every runner. ValueError naming the model
+    when it is not a whole SavedModel or its inputs do not fit the logs' fields (before the run,
+    not as an Evaluator traceback)."""
+    source = config.baseline_model
     if not source:
         return config
-    what = "--baseline-model" if config.baseline_model else "incumbent (newest serving version)"
     if "://" not in source:
         problem = incomplete(source)
         if problem:
-            raise ValueError(f"{what} {source}: not a whole SavedModel: {problem}")
+            raise ValueError(f"--baseline-model {source}: not a whole SavedModel: {problem}")
         problem = feature_set_problem(source)
         if problem:
-            raise ValueError(f"{what} {source}: its inputs do not fit this pipeline's logs ({problem}); it was "
-                             f"trained on another feature set: pass a comparable --baseline-model")
+            raise ValueError(f"--baseline-model {source}: its inputs do not fit this pipeline's logs ({problem}); "
+                             f"it was trained on another feature set: pass a comparable --baseline-model")
     return config.replace(baseline_model=as_model_artifact(source, config.root))
 
 
@@ -378,6 +379,11 @@ def format_summary(summary: RunSummary) -> str:
             if head and base and heads[head] is not None:
                 lines.append(f"  {source} stream AP ({head}): candidate {heads[head]:.4f}  baseline {base:.4f}  "
                              f"({heads[head] / base - 1:+.1%})")
+    for source, heads in summary.calibration.items():
+        for head, c in heads.items():
+            if c.get("calibration") is not None:
+                lines.append(f"calibration on {source:<11}{head}: mean prediction / mean label {c['calibration']:.3f}"
+                             + (f", ECE {c['ece']:.4f}" if c.get("ece") is not None else ""))
     lines.append(f"blessed: {summary.blessed}   pushed: {summary.pushed_model or 'no'}")
     if summary.not_pushed_reason:
         lines.append(f"not pushed: {summary.not_pushed_reason}")

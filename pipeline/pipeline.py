@@ -1,8 +1,19 @@
 """`create_pipeline(config)`: the TFX DAG, in one place.
 
 TemporalExampleGen [-> TemporalWindow] -> StatisticsGen -> ImportSchemaGen -> ExampleValidator -> ValidationGate
--> Transform -> [Tuner] -> Trainer -> Evaluator (candidate vs baseline: the imported incumbent or a
-promotions baseline trained in the same run) -> Pusher.
+-> Transform -> [Tuner] -> Trainer -> Evaluator (candidate vs baseline) -> Pusher.
+
+The baseline, resolved by the DAG itself at run time, the same on every runner (local, schedule,
+Airflow, Vertex / Kubeflow v2):
+* `baseline_model` given (`--baseline-model`): that model, brought in by an Importer;
+* else `incumbent_resolver`, TFX's Resolver with `LatestBlessedModelStrategy` over this pipeline's
+  Trainer models and the Pusher's `push_blessing` (blessed only when the push was verified), i.e.
+  the latest model that reached the serving folder whole, feeds `baseline_trainer` as its
+  `base_model`: with one, `baseline_trainer` serves it as is (no training, `models.trainer.run_fn`);
+  with none (nothing pushed yet), it trains the promotions baseline on the same data. The Evaluator
+  always reads `baseline_trainer`'s model. (The Kubeflow V2 compiler turns the resolver into two
+  MLMD queries on `tfx.ModelBlessing` blessed=1 and its model, without the producer filter: there a
+  blessed model whose push failed would be resolved too, see docs/production.md.)
 
 Two shapes of the input, one switch (`PipelineConfig.daily_spans`):
 * folder (default, `podcast-mtl run`): one TemporalExampleGen execution reads every day partition
@@ -24,7 +35,7 @@ from components.temporal_window import TemporalWindow
 from components.validation_gate import ValidationGate
 from core.serving import SERVING_DEFAULT
 from evaluation.eval_config import make_eval_config
-from models.config import MODEL_CONFIG_KEY, TUNING_KEY, preset
+from models.config import INCUMBENT_KEY, MODEL_CONFIG_KEY, TUNING_KEY, preset
 from pipeline.configs import BASELINE_PRESET, PipelineConfig
 from pipeline.run_root import Node
 
@@ -98,14 +109,17 @@ def create_data_pipeline(config: PipelineConfig, metadata_connection_config=None
     return _pipeline(config, data_components(config), metadata_connection_config)
 
 
-def _trainer(config: PipelineConfig, transform, model, hyperparameters=None):
+def _trainer(config: PipelineConfig, transform, model, hyperparameters=None, incumbent=None):
+    custom_config = {MODEL_CONFIG_KEY: model.to_json()}
+    if incumbent is not None:
+        custom_config[INCUMBENT_KEY] = True
     return tfx.components.Trainer(
         run_fn="models.trainer.run_fn",
         examples=transform.outputs["transformed_examples"], transform_graph=transform.outputs["transform_graph"],
-        hyperparameters=hyperparameters,
+        hyperparameters=hyperparameters, base_model=incumbent,
         train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=model.train_steps),
         eval_args=tfx.proto.EvalArgs(splits=["eval"], num_steps=0),
-        custom_config={MODEL_CONFIG_KEY: model.to_json()})
+        custom_config=custom_config)
 
 
 def model_selection_components(config: PipelineConfig, transform) -> list:
@@ -127,15 +141,30 @@ def model_selection_components(config: PipelineConfig, transform) -> list:
     return []
 
 
+def incumbent_resolver() -> tfx.dsl.Resolver:
+    """The latest model of this pipeline whose push was verified: TFX's LatestBlessedModelStrategy
+    over the Trainer's models and the Pusher's `push_blessing` (every run's, from MLMD)."""
+    return tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model, producer_component_id=Node.TRAINER,
+                              output_key="model"),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
+                                       producer_component_id=Node.PUSHER, output_key="push_blessing"),
+    ).with_id(Node.INCUMBENT_RESOLVER)
+
+
 def baseline_components(config: PipelineConfig, transform) -> list:
-    """The model the candidate must not fall behind: the incumbent (`baseline_model`, brought in
-    with an Importer; the local runner sets it to the latest pushed model), else a
-    `promotions_baseline` model trained in the same run on the same data."""
+    """The model the candidate must not fall behind (the last one's `model` / `result` output):
+    `baseline_model` through an Importer, else the incumbent resolved from what this pipeline
+    pushed, served as is by `baseline_trainer`, or, when nothing was pushed yet, a
+    `promotions_baseline` trained by it in the same run on the same data."""
     if config.baseline_model:
         return [tfx.dsl.Importer(source_uri=config.baseline_model, artifact_type=tfx.types.standard_artifacts.Model,
                                  reimport=False).with_id(Node.BASELINE_IMPORTER)]
+    resolver = incumbent_resolver()
     baseline = preset(BASELINE_PRESET, base=config.model)
-    return [_trainer(config, transform, baseline).with_id(Node.BASELINE_TRAINER)]
+    return [resolver,
+            _trainer(config, transform, baseline, incumbent=resolver.outputs["model"]).with_id(Node.BASELINE_TRAINER)]
 
 
 def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> tfx.dsl.Pipeline:
@@ -148,14 +177,15 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
     if selection:
         outputs = selection[0].outputs
         hyperparameters = outputs["best_hyperparameters" if "best_hyperparameters" in outputs else "hyperparameters"]
-    trainer = _trainer(config, transform, config.model, hyperparameters)
+    trainer = _trainer(config, transform, config.model, hyperparameters).with_id(Node.TRAINER)
     baseline = baseline_components(config, transform)
     evaluator = tfx.components.Evaluator(
         examples=examples, model=trainer.outputs["model"],
-        baseline_model=baseline[0].outputs["result" if config.baseline_model else "model"], example_splits=["test"],
-        eval_config=make_eval_config(config.model.tasks(), config.floors, config.ap_tolerance))
+        baseline_model=baseline[-1].outputs["result" if config.baseline_model else "model"], example_splits=["test"],
+        eval_config=make_eval_config(config.model.tasks(), config.floors, config.ap_tolerance,
+                                     calibration_band=config.calibration_band))
     pusher = Pusher(model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
-                    serving_dir=config.serving)
+                    serving_dir=config.serving).with_id(Node.PUSHER)
     optional = bulk_inference(config, examples, trainer, evaluator)
     return _pipeline(config, data + selection + [trainer] + baseline + [evaluator, pusher] + optional,
                      metadata_connection_config)

@@ -49,7 +49,40 @@ def anomalies(summary: RunSummary) -> Optional[List[str]]:
     return describe_anomalies(uri, splits)
 
 
-def report_markdown(summary: RunSummary, statistics_page: Optional[str] = None) -> str:
+def write_reliability_diagrams(root: str, summary: RunSummary) -> Dict[str, str]:
+    """One PNG per source (`reliability-<source>.png`): observed stream rate against mean predicted
+    probability per CalibrationPlot bucket, the diagonal for reference. Needs matplotlib; none without."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return {}
+    out = {}
+    for source, heads in summary.calibration.items():
+        for head, c in heads.items():
+            points = [(p / n, y / n, n) for _, n, p, y in c.get("buckets") or [] if n > 0]
+            if not points:
+                continue
+            fig, ax = plt.subplots(figsize=(4, 4))
+            top = max(max(x for x, _, _ in points), max(y for _, y, _ in points)) * 1.1
+            ax.plot([0, top], [0, top], color="grey", lw=1)
+            ax.plot([x for x, _, _ in points], [y for _, y, _ in points], marker="o")
+            ax.set_xlabel(f"mean predicted stream probability ({head})")
+            ax.set_ylabel("observed stream rate")
+            ece = c.get("ece")
+            ax.set_title(f"{source}: ECE {ece:.4f}" if ece is not None else source)
+            path = os.path.join(root, f"reliability-{source}.png")
+            fig.tight_layout()
+            fig.savefig(path, dpi=80)
+            plt.close(fig)
+            out[source] = path
+    return out
+
+
+def report_markdown(summary: RunSummary, statistics_page: Optional[str] = None,
+                    reliability_pngs: Optional[Dict[str, str]] = None) -> str:
+    reliability_pngs = reliability_pngs or {}
     lines = ["# podcast-mtl run report", ""]
     if summary.preset:
         lines.append(f"Preset `{summary.preset}`; wall time {summary.wall_seconds:.0f} s; "
@@ -93,6 +126,21 @@ def report_markdown(summary: RunSummary, statistics_page: Optional[str] = None) 
             lines += ["", "No baseline model was evaluated."]
     else:
         lines.append("No evaluation (the run stopped before the Evaluator).")
+    lines += ["", "## Calibration per source (test split, candidate)", ""]
+    calibration = summary.calibration
+    rows = [(source, head, c) for source in SOURCES for head, c in (calibration.get(source) or {}).items()]
+    if rows:
+        lines += ["| source | head | mean prediction | mean label | mean prediction / mean label | ECE (10 buckets) |",
+                  "|---|---|---|---|---|---|"]
+        for source, head, c in rows:
+            cells = [c.get(k) for k in ("mean_prediction", "mean_label", "calibration", "ece")]
+            lines.append(f"| {source} | {head} | " + " | ".join("-" if v is None else f"{v:.4f}" for v in cells) + " |")
+            if reliability_pngs.get(source):
+                lines.append("")
+                lines.append(f"![reliability diagram, {source}]({os.path.basename(reliability_pngs[source])})")
+                lines.append("")
+    else:
+        lines.append("No calibration measured (the run stopped before the Evaluator).")
     lines += ["", "## Decision", ""]
     lines.append(f"Blessed: **{'yes' if summary.blessed else 'no'}**.")
     pushed = summary.pushed_model
@@ -113,8 +161,10 @@ def write_reports(root: str, summary: RunSummary) -> Dict[str, str]:
         written["statistics"] = page
     elif os.path.exists(run_root.statistics_html):  # an earlier run's page would mislead
         os.remove(run_root.statistics_html)
+    pngs = write_reliability_diagrams(root, summary)
+    written.update({f"reliability-{s}": p for s, p in pngs.items()})
     path = run_root.report_md
     with open(path, "w") as f:
-        f.write(report_markdown(summary, written.get("statistics")))
+        f.write(report_markdown(summary, written.get("statistics"), pngs))
     written["report"] = path
     return written

@@ -33,7 +33,8 @@ class Node:
     TUNER = "Tuner"
     HYPERPARAMETERS_RESOLVER = "latest_hyperparameters_resolver"  # scheduled runs without a Tuner
     TRAINER = "Trainer"
-    BASELINE_TRAINER = "baseline_trainer"  # the in-run promotions_baseline Trainer
+    INCUMBENT_RESOLVER = "incumbent_resolver"  # the latest model whose push was verified (LatestBlessedModelStrategy)
+    BASELINE_TRAINER = "baseline_trainer"  # serves the incumbent as is, or trains the promotions baseline
     BASELINE_IMPORTER = "baseline_importer"  # the incumbent model, brought in with an Importer
     EVALUATOR = "Evaluator"
     PUSHER = "Pusher"

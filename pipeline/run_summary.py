@@ -14,6 +14,8 @@ from ml_metadata.proto import metadata_store_pb2
 
 from core.strict_json import strict_json
 from core.row_report import RowReport
+
+INCUMBENT_FILE = "incumbent.json"  # models.trainer.INCUMBENT_FILE (not imported: it loads TensorFlow)
 from core.split import SPLITS
 from evaluation.tfma_metrics import EXACT_AP_NAME
 from core.fields import SOURCES
@@ -68,8 +70,8 @@ def executions_since(metadata_path: str, since_ms: int) -> List[Dict]:
         # the node id (e.g. "Trainer", "baseline_trainer"); the execution type for older records
         nodes = [c.name.split(".", 1)[-1] for c in store.get_contexts_by_execution(e.id)
                  if context_types.get(c.type_id) == "node"]
-        rows.append({"id": e.id, "component": nodes[0] if nodes else types[e.type_id].rsplit(".", 1)[-1],
-                     "state": _STATE.get(e.last_known_state, "?"),
+        component = nodes[0] if nodes else types[e.type_id].rsplit(".", 1)[-1]
+        rows.append({"id": e.id, "component": component, "state": _STATE.get(e.last_known_state, "?"),
                      "seconds": (e.last_update_time_since_epoch - e.create_time_since_epoch) / 1000.0,
                      "outputs": outputs})
     return rows
@@ -135,6 +137,10 @@ def validation_failures(evaluation_uri: str) -> List[str]:
                 lines.append(f"{where}: {f.metric_key.output_name} {f.metric_key.name} is "
                              f"{-f.metric_value.double_value.value:.4f} below the baseline's, more than the "
                              f"{-t.change_threshold.relative.value:.0%} relative tolerance")
+            elif f.metric_key.name == "calibration":  # mean prediction / mean label, a band
+                lines.append(f"{where}: {f.metric_key.output_name} calibration (mean prediction / mean label) "
+                             f"{f.metric_value.double_value.value:.3f} outside "
+                             f"[{t.value_threshold.lower_bound.value:.2f}, {t.value_threshold.upper_bound.value:.2f}]")
             else:
                 lines.append(f"{where}: {f.metric_key.output_name} {f.metric_key.name} value "
                              f"{f.metric_value.double_value.value:.4f} below {t.value_threshold.lower_bound.value:.4f}")
@@ -148,15 +154,88 @@ def _model_ap(evaluation_uri: str, model_name: str) -> Dict[str, Dict[str, float
         return per_source_ap(evaluation_uri) if model_name == "candidate" else {}
 
 
+def _value(v) -> Optional[float]:
+    if isinstance(v, dict):
+        v = v.get("doubleValue", v.get("value"))
+    try:
+        return None if v is None else float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def ece_from_buckets(buckets: List[Dict]) -> Optional[float]:
+    """Expected calibration error from TFMA CalibrationPlot buckets (TFMA has no ECE metric):
+    sum over buckets of |sum of predictions - sum of labels| / all examples (weighted)."""
+    total, gap = 0.0, 0.0
+    for b in buckets:
+        n = _value(b.get("numWeightedExamples")) or 0.0
+        total += n
+        gap += abs((_value(b.get("totalWeightedRefinedPrediction")) or 0.0) - (_value(b.get("totalWeightedLabel")) or 0.0))
+    return gap / total if total else None
+
+
+def per_source_calibration(evaluation_uri: str, model_name: Optional[str] = None) -> Dict[str, Dict[str, Dict]]:
+    """{source: {head: {calibration, mean_prediction, mean_label, ece, buckets}}} of one evaluated
+    model, on each source's slice, for the heads the Evaluator measured calibration of (the stream
+    heads on the source each is judged on; `evaluation/eval_config.py`)."""
+    import tensorflow_model_analysis as tfma
+
+    result = tfma.load_eval_result(evaluation_uri, model_name=model_name)
+
+    def source_of(slice_key):
+        if len(slice_key) != 1 or slice_key[0][0] != "source":
+            return None
+        value = slice_key[0][1]
+        return value.decode() if isinstance(value, bytes) else value
+
+    out: Dict[str, Dict[str, Dict]] = {}
+    for slice_key, metrics in result.slicing_metrics:
+        source = source_of(slice_key)
+        for head, by_sub_key in (metrics.items() if source else ()):
+            for values in by_sub_key.values():
+                if "calibration" in values:
+                    out.setdefault(source, {})[head] = {k: _value(values.get(k)) for k in
+                                                        ("calibration", "mean_prediction", "mean_label")}
+    for slice_key, plots in result.plots:
+        source = source_of(slice_key)
+        for head, by_sub_key in (plots.items() if source else ()):
+            for plot in by_sub_key.values():
+                buckets = (plot.get("calibrationHistogramBuckets") or {}).get("buckets") or []
+                if buckets and head in out.get(source, {}):
+                    out[source][head]["ece"] = ece_from_buckets(buckets)
+                    out[source][head]["buckets"] = [
+                        [_value(b.get("lowerThresholdInclusive")), _value(b.get("numWeightedExamples")) or 0.0,
+                         _value(b.get("totalWeightedRefinedPrediction")) or 0.0,
+                         _value(b.get("totalWeightedLabel")) or 0.0] for b in buckets]
+    return out
+
+
+def _calibration(evaluation_uri: str) -> Dict:
+    try:
+        return per_source_calibration(evaluation_uri, "candidate")
+    except Exception:  # an evaluation of a single model (no baseline) has no model names
+        try:
+            return per_source_calibration(evaluation_uri)
+        except Exception:
+            return {}
+
+
 def _baseline(rows: List[Dict], evaluation_uri: str) -> Optional[Dict]:
     """Which model the candidate was compared with, and its AP per source and head."""
     trained = _latest_output(rows, "Model", Node.BASELINE_TRAINER)
     imported = _latest_output(rows, "Model", Node.BASELINE_IMPORTER)
     if not (trained or imported):
         return None
-    return {"model": (trained or imported).uri,
-            "kind": "promotions_baseline trained in this run" if trained else "incumbent (imported)",
-            "ap": _model_ap(evaluation_uri, "baseline")}
+    ap = _model_ap(evaluation_uri, "baseline")
+    if imported:
+        return {"model": imported.uri, "kind": "incumbent (imported)", "ap": ap}
+    incumbent = os.path.join(trained.uri, INCUMBENT_FILE)  # baseline_trainer served the resolved incumbent
+    if os.path.exists(incumbent):
+        with open(incumbent) as f:
+            source = json.load(f)["incumbent"]
+        return {"model": source, "kind": "incumbent (latest pushed model, resolved in the DAG)", "ap": ap,
+                "baseline_artifact": trained.uri}
+    return {"model": trained.uri, "kind": "promotions_baseline trained in this run", "ap": ap}
 
 
 def rows_report(examples_uri: str) -> Dict:
@@ -187,6 +266,8 @@ class RunSummary:
     tuned_hyperparameters: Optional[Dict[str, Any]] = None
     # {source: {head: exact test AP}} of the candidate; None where undefined (no positive label)
     ap: Dict[str, Dict[str, Optional[float]]] = dataclasses.field(default_factory=dict)
+    # {source: {head: mean prediction / mean label, ECE and the reliability buckets}} of the candidate
+    calibration: Dict[str, Dict[str, Dict[str, Any]]] = dataclasses.field(default_factory=dict)
     baseline: Optional[Dict[str, Any]] = None  # {"model", "kind", "ap"}: what the candidate was compared with
     components: List[Dict[str, Any]] = dataclasses.field(default_factory=list)  # component, state, seconds
     # the newest output artifact of each type, per component: {component: {artifact type: uri}}
@@ -250,6 +331,7 @@ def summarize_run(metadata_path: str, since_ms: int, error: Optional[str] = None
         rows=rows_report(examples.uri) if examples else {},
         tuned_hyperparameters=_best_values(hyperparameters.uri) if hyperparameters else None,
         ap=_model_ap(evaluation.uri, "candidate") if evaluation else {},
+        calibration=_calibration(evaluation.uri) if evaluation else {},
         baseline=_baseline(rows, evaluation.uri) if evaluation else None,
         components=[{"component": r["component"], "state": r["state"], "seconds": round(r["seconds"], 1)}
                     for r in rows],

@@ -166,6 +166,9 @@ def _run_days(config: PipelineConfig, scheduled: List[str], run, out, warm_start
                "arrived": arrived, "ingested": ingested, "blessed": bool(summary.blessed),
                "pushed": summary.pushed_model, "ap": ap, "splits": summary.splits,
                "serving_version": serving_version(daily.serving),
+               # what the candidate was gated against: the incumbent the DAG resolved, or a promotions
+               # baseline trained in the run when nothing was pushed yet
+               "baseline": {k: (summary.baseline or {}).get(k) for k in ("kind", "model")},
                "failed": bool(summary.failed), "stopped_at_gate": stopped_at_gate,
                "quarantined": quarantined,
                "reason": summary.not_pushed_reason,

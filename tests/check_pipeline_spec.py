@@ -35,8 +35,12 @@ for label, executor in deployment.executors.items():
             importable[m] = True
         except Exception as e:  # noqa: BLE001
             importable[m] = f"{type(e).__name__}: {e}"
+resolvers = {label: {k: q.filter for k, q in e.resolver.output_artifact_queries.items()}
+             for label, e in deployment.executors.items() if e.HasField("resolver")}
+task_inputs = {name: {k: a.task_output_artifact.producer_task for k, a in t.inputs.artifacts.items()}
+               for name, t in spec.root.dag.tasks.items()}
 tasks = list(spec.root.dag.tasks)
 print(json.dumps({"name": spec.pipeline_info.name, "schema_version": spec.schema_version, "tasks": tasks,
-                  "steps": steps, "importable": importable,
+                  "steps": steps, "importable": importable, "resolvers": resolvers, "task_inputs": task_inputs,
                   "pipeline_root": job.runtime_config.gcs_output_directory,
                   "spec_text": json.dumps(json_format.MessageToDict(spec))}))

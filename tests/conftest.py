@@ -79,7 +79,11 @@ def small_pipeline_config(data, root, **model_overrides):
     # the candidate's ads AP varies by tens of percent, so the shared run compares leniently; the
     # per-source gate is tested with the default 1% tolerance in test_pipeline's rerun test.
     config = PipelineConfig(data=data, root=root, split=SMALL_SPLIT, ap_floor=(("promotions", 0.07), ("ads", 0.02)),
-                            ap_tolerance=0.9, tuning=TuningConfig(trials=2, steps=40))
+                            ap_tolerance=0.9, tuning=TuningConfig(trials=2, steps=40),
+                            # tens of ads positives in the small test split: the measured calibration
+                            # varies by tens of percent, so the band is wide here (the default band is
+                            # tested in tests/test_calibration.py)
+                            calibration_band=(0.5, 2.0))
     overrides = dict(train_steps=120, eval_every_steps=40, batch_size=256, shuffle_buffer=5000)
     overrides.update(model_overrides)
     return config.with_preset("unified", **overrides)
@@ -131,6 +135,14 @@ def transformed(pipeline_run):
     examples = root.artifact(Node.TRANSFORM, "transformed_examples")
     files = {s: os.path.join(examples, f"Split-{s}", "*.gz") for s in ("train", "eval", "test")}
     return tft.TFTransformOutput(graph), files, graph
+
+
+def tree_digest_of(model_dir):
+    """The Pusher's digest of a SavedModel folder (a Format-Serving/ inside a Model artifact counts)."""
+    from components.atomic_pusher.executor import tree_digest
+
+    inner = os.path.join(model_dir, "Format-Serving")
+    return tree_digest(inner if os.path.isdir(inner) else model_dir)
 
 
 def corrupt_day_file(path):

@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 import re
-import site
 import subprocess
 import sys
 
@@ -21,31 +20,36 @@ IMAGE = "europe-west4-docker.pkg.dev/acme/ml/podcast-mtl:2026-11-29"
 
 
 def _kfp_overlay() -> str:
-    try:
-        import kfp.pipeline_spec.pipeline_spec_pb2  # noqa: F401
-        return sys.executable
-    except ImportError:
-        pass
-    with open(os.path.join(REPO, "constraints-kfp.txt"), "rb") as f:
-        key = hashlib.sha256(f.read() + sys.executable.encode()).hexdigest()[:12]
-    venv = f"/tmp/podcast-mtl-kfp-{key}"
+    """The overlay built by the README's command, `make setup-kfp` (`-o setup`: the main venv, this
+    interpreter's, is taken as set up), into a venv under /tmp keyed by the Makefile and the pins."""
+    h = hashlib.sha256(sys.executable.encode())
+    for name in ("constraints-kfp.txt", "Makefile"):
+        with open(os.path.join(REPO, name), "rb") as f:
+            h.update(f.read())
+    venv = f"/tmp/podcast-mtl-kfp-{h.hexdigest()[:12]}"
     python = os.path.join(venv, "bin", "python")
     if os.path.exists(os.path.join(venv, "ready")):
-        return python
-    subprocess.run([sys.executable, "-m", "venv", "--clear", venv], check=True)
-    with open(os.path.join(venv, "lib", "python3.10", "site-packages", "podcast_mtl_base.pth"), "w") as f:
-        f.write(site.getsitepackages()[0] + "\n")
-    r = subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                        "-c", "constraints-kfp.txt", "-e", ".[kfp]"], cwd=REPO, capture_output=True, text=True)
+        return venv
+    main_venv = os.path.dirname(os.path.dirname(sys.executable))
+    r = subprocess.run(["make", "-o", "setup", "setup-kfp", f"VENV={main_venv}", f"KFP_VENV={venv}"],
+                       cwd=REPO, capture_output=True, text=True)
     if r.returncode != 0:
-        pytest.skip(f"could not install the kfp extra (no package index?): {r.stderr.strip()[-500:]}")
+        if "Could not find a version" in r.stderr or "No matching distribution" in r.stderr:
+            pytest.skip(f"could not install the kfp extra (no package index?): {r.stderr.strip()[-500:]}")
+        raise AssertionError(f"make setup-kfp failed: {r.stdout[-1500:]}{r.stderr[-3000:]}")
+    assert os.path.exists(python)
     open(os.path.join(venv, "ready"), "w").close()
-    return python
+    return venv
 
 
 @pytest.fixture(scope="session")
-def kfp_python():
+def kfp_venv():
     return _kfp_overlay()
+
+
+@pytest.fixture(scope="session")
+def kfp_python(kfp_venv):
+    return os.path.join(kfp_venv, "bin", "python")
 
 
 def _run(python, args, **kw):
@@ -54,9 +58,10 @@ def _run(python, args, **kw):
 
 
 @pytest.fixture(scope="session")
-def vertex_spec(kfp_python, tmp_path_factory):
+def vertex_spec(kfp_venv, kfp_python, tmp_path_factory):
+    """README's command as written: the overlay's own console script (`.venv-kfp/bin/podcast-mtl`)."""
     out = str(tmp_path_factory.mktemp("vertex") / "pipeline.json")
-    r = _run(kfp_python, ["-m", "cli", "compile", "--image", IMAGE,
+    r = _run(os.path.join(kfp_venv, "bin", "podcast-mtl"), ["compile", "--image", IMAGE,
                           "--root", "gs://acme-ml/podcast-mtl", "--data", "gs://acme-logs/impressions",
                           "--window-days", "28", "--out", out,
                           "--beam-arg=--runner=DataflowRunner", "--beam-arg=--project=acme", "--beam-arg=--region=europe-west4"])
@@ -91,6 +96,21 @@ def test_vertex_spec_loads_with_kfp_parser_and_runs_every_step_in_the_project_im
     assert IMAGE_SCHEMA_FILE in text and REPO not in text
     assert "gs://acme-logs/impressions" in text and "metadata.sqlite" not in text
     assert vertex_spec["pipeline_root"] == "gs://acme-ml/podcast-mtl/pipeline"
+
+
+def test_vertex_spec_resolves_the_incumbent_in_the_dag(vertex_spec):
+    """The compiled spec holds the DAG's incumbent resolver (TFX's LatestBlessedModelStrategy, as
+    the Kubeflow V2 compiler writes it: a ModelBlessing query, then the Model it names), feeding
+    baseline_trainer's base_model; the Evaluator's baseline is baseline_trainer's model."""
+    resolvers = vertex_spec["resolvers"]
+    blessing = resolvers["incumbent_resolver-model-blessing-resolver_executor"]["model_blessing"]
+    assert 'schema_title="tfx.ModelBlessing"' in blessing and "metadata.blessed.number_value=1" in blessing
+    model = resolvers["incumbent_resolver-model-resolver_executor"]["model"]
+    assert 'schema_title="tfx.Model"' in model and "current_model_id" in model
+    inputs = vertex_spec["task_inputs"]
+    assert inputs["baseline_trainer"]["base_model"] == "incumbent_resolver-model-resolver"
+    assert inputs["Evaluator"]["baseline_model"] == "baseline_trainer"
+    assert inputs["Pusher"]["model"] == "Trainer"
 
 
 def test_vertex_driver_fingerprints_the_logs_so_a_new_day_is_not_served_from_cache(kfp_python, small_logs, tmp_path):

@@ -11,11 +11,12 @@ import pytest
 from core.fields import LABELS, SOURCES
 from pipeline.pipeline import create_pipeline
 from pipeline.run_root import Node, RunRoot
-from tests.conftest import corrupt_day_file, run_python, score_in_fresh_process
+from tests.conftest import corrupt_day_file, run_python, score_in_fresh_process, tree_digest_of
 
 pytestmark = pytest.mark.slow
 COMPONENTS = {"TemporalExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "ValidationGate",
-              "Transform", "Tuner", "Trainer", "baseline_trainer", "Evaluator", "Pusher", "BulkInferrer"}
+              "Transform", "Tuner", "Trainer", "incumbent_resolver", "baseline_trainer", "Evaluator", "Pusher",
+              "BulkInferrer"}
 
 
 def test_end_to_end_run_blesses_and_pushes(pipeline_run, small_logs):
@@ -23,7 +24,11 @@ def test_end_to_end_run_blesses_and_pushes(pipeline_run, small_logs):
     assert not s.failed, s.not_pushed_reason
     ran = [c["component"] for c in s.components]
     assert sorted(ran) == sorted(COMPONENTS) and len(ran) == len(create_pipeline(pipeline_run["config"]).components)  # each exactly once
-    assert all(c["state"] == "done" for c in s.components)
+    assert all(c["state"] == "done" for c in s.components)  # incumbent_resolver too: it resolved nothing
+    for source in SOURCES:  # TFMA calibration of the stream head on its source, inside the shared run's band
+        (c,) = s.calibration[source].values()
+        assert 0.5 <= c["calibration"] <= 2.0 and 0 <= c["ece"] < 0.1 and len(c["buckets"]) >= 10
+    assert os.path.exists(os.path.join(pipeline_run["root"], "reliability-ads.png"))
     assert s.blessed is True and s.not_pushed_reason is None
     assert os.path.isdir(s.pushed_model)
     assert s.pushed_model.startswith(pipeline_run["config"].serving)
@@ -68,9 +73,10 @@ def test_rerun_reuses_cache_then_a_worse_model_is_not_blessed(pipeline_run, tmp_
     states = {c["component"]: c["state"] for c in again.components}
     for name in ("TemporalExampleGen", "StatisticsGen", "Transform", "Tuner", "Trainer"):
         assert states[name] == "cached", states
-    # with a pushed model in the serving folder, that model is the baseline (no baseline trainer)
-    assert "baseline_trainer" not in states and again.baseline["kind"] == "incumbent (imported)"
-    assert again.baseline["model"].startswith(os.path.join(config.root, "baselines", os.path.basename(pushed)))
+    # with a pushed model, the DAG's incumbent_resolver resolves it and baseline_trainer serves it as is
+    assert states["baseline_trainer"] == "done"
+    assert again.baseline["kind"] == "incumbent (latest pushed model, resolved in the DAG)"
+    assert tree_digest_of(again.baseline["model"]) == tree_digest_of(pushed)
     for source in SOURCES:
         assert again.baseline["ap"][source]  # the incumbent's AP per source is reported
 
@@ -167,3 +173,26 @@ def test_in_process_scoring_equals_the_evaluator(pipeline_run, transformed):
     evaluator = pipeline_run["summary"].ap
     for source in SOURCES:
         assert ap[source] == pytest.approx(evaluator[source][stream_head(tasks, source)], abs=1e-6)
+
+def test_served_probabilities_are_calibrated_per_source_on_the_eval_split(pipeline_run):
+    """The pushed SavedModel, loaded in a fresh process, through both signatures: on the eval split
+    each source's stream head predicts the observed stream rate within the default band."""
+    import tensorflow as tf
+
+    from core.tasks import stream_head
+    from evaluation.eval_config import DEFAULT_CALIBRATION_BAND
+
+    pattern = os.path.join(RunRoot(pipeline_run["root"]).artifact(Node.EXAMPLE_GEN, "examples"), "Split-eval", "*.gz")
+    records = [tf.train.Example.FromString(r.numpy())
+               for r in tf.data.TFRecordDataset(tf.io.gfile.glob(pattern), "GZIP")]
+    scored = score_in_fresh_process(pipeline_run["summary"].pushed_model, pattern, len(records))
+    tasks = pipeline_run["config"].model.tasks()
+    lo, hi = DEFAULT_CALIBRATION_BAND
+    for signature in ("serving_default", "serving_raw"):
+        for source in SOURCES:
+            rows = [i for i, e in enumerate(records) if e.features.feature["source"].bytes_list.value[0].decode() == source]
+            predicted = sum(scored[signature][stream_head(tasks, source)][i] for i in rows) / len(rows)
+            observed = sum(records[i].features.feature["stream"].int64_list.value[0] for i in rows) / len(rows)
+            assert lo <= predicted / observed <= hi, (signature, source, predicted, observed)
+    report = json.load(open(os.path.join(pipeline_run["summary"].pushed_model, "assets.extra", "calibration.json")))
+    assert set(report["eval"]) == set(SOURCES) and report["offsets"]

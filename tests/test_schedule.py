@@ -59,6 +59,12 @@ def test_schedule_three_days_with_a_corrupted_day_recovers_next_day(small_logs, 
     # day 1 tunes; later days resolve its best values instead of re-tuning
     assert d1["tuned"] and not d1["reused_hyperparameters"] and not d3["tuned"] and d3["reused_hyperparameters"]
     assert d3["serving_version"] == (os.path.basename(d3["pushed"]) if d3["pushed"] else d1["serving_version"])
+    # the baseline, resolved in the DAG: day 1 has nothing pushed (promotions baseline trained in the
+    # run); day 3 gates against day 1's pushed model (the Trainer's model of day 1, read from MLMD)
+    assert d1["baseline"]["kind"].startswith("promotions_baseline"), d1["baseline"]
+    assert d3["baseline"]["kind"].startswith("incumbent"), d3["baseline"]
+    from tests.conftest import tree_digest_of
+    assert tree_digest_of(d3["baseline"]["model"]) == tree_digest_of(d1["pushed"])
     assert r.returncode == 0
     assert "not pushed:" in r.stdout and bad in r.stdout
 

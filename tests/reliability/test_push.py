@@ -90,18 +90,111 @@ def test_a_folder_without_a_saved_model_is_not_pushed(tmp_path):
     assert not os.path.exists(tmp_path / "serving")
 
 
+# Tiny stand-ins for the Trainer and the Evaluator (a given SavedModel, a given blessing) and a consumer
+# of the resolved incumbent, so that the real Pusher and the DAG's real incumbent resolver run under
+# TFX's LocalDagRunner and MLMD in seconds (module level: TFX needs importable executor classes).
+from tfx import types as tfx_types  # noqa: E402
+from tfx.dsl.components.base import base_component, base_executor, executor_spec  # noqa: E402
+from tfx.types import standard_artifacts  # noqa: E402
+from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter  # noqa: E402
+
+
+class _ModelSpec(ComponentSpec):
+    PARAMETERS = {"source": ExecutionParameter(type=str)}
+    INPUTS = {}
+    OUTPUTS = {"model": ChannelParameter(type=standard_artifacts.Model)}
+
+
+class _ModelExecutor(base_executor.BaseExecutor):
+    def Do(self, input_dict, output_dict, exec_properties):
+        shutil.copytree(exec_properties["source"], os.path.join(output_dict["model"][0].uri, "Format-Serving"),
+                        symlinks=True)
+
+
+class GivenModel(base_component.BaseComponent):
+    SPEC_CLASS, EXECUTOR_SPEC = _ModelSpec, executor_spec.ExecutorClassSpec(_ModelExecutor)
+
+    def __init__(self, source):
+        super().__init__(spec=_ModelSpec(source=source, model=tfx_types.Channel(type=standard_artifacts.Model)))
+
+
+class _BlessSpec(ComponentSpec):
+    PARAMETERS = {}
+    INPUTS = {"model": ChannelParameter(type=standard_artifacts.Model)}
+    OUTPUTS = {"blessing": ChannelParameter(type=standard_artifacts.ModelBlessing)}
+
+
+class _BlessExecutor(base_executor.BaseExecutor):
+    def Do(self, input_dict, output_dict, exec_properties):
+        output_dict["blessing"][0].set_int_custom_property("blessed", 1)
+        output_dict["blessing"][0].set_int_custom_property("current_model_id", input_dict["model"][0].id)
+
+
+class Bless(base_component.BaseComponent):
+    SPEC_CLASS, EXECUTOR_SPEC = _BlessSpec, executor_spec.ExecutorClassSpec(_BlessExecutor)
+
+    def __init__(self, model):
+        super().__init__(spec=_BlessSpec(model=model, blessing=tfx_types.Channel(type=standard_artifacts.ModelBlessing)))
+
+
+class _UseSpec(ComponentSpec):
+    PARAMETERS = {"out": ExecutionParameter(type=str)}
+    INPUTS = {"base_model": ChannelParameter(type=standard_artifacts.Model, optional=True)}
+    OUTPUTS = {"result": ChannelParameter(type=standard_artifacts.Model)}
+
+
+class _UseExecutor(base_executor.BaseExecutor):
+    def Do(self, input_dict, output_dict, exec_properties):
+        with open(exec_properties["out"], "w") as f:
+            f.write("\n".join(a.uri for a in input_dict.get("base_model", [])))
+
+
+class UseBaseline(base_component.BaseComponent):
+    SPEC_CLASS, EXECUTOR_SPEC = _UseSpec, executor_spec.ExecutorClassSpec(_UseExecutor)
+
+    def __init__(self, base_model, out):
+        super().__init__(spec=_UseSpec(base_model=base_model, out=out,
+                                       result=tfx_types.Channel(type=standard_artifacts.Model)))
+
+
+def _run_mini(root, nodes):
+    from tfx import v1 as tfx
+
+    tfx.orchestration.LocalDagRunner().run(tfx.dsl.Pipeline(
+        pipeline_name="push-fault", pipeline_root=os.path.join(root, "pipeline"), components=nodes,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            os.path.join(root, "metadata.sqlite"))))
+
+
 def test_the_next_baseline_is_the_latest_pushed_model_not_a_push_that_failed(candidate, tmp_path):
     """Case 8: a blessed model whose push failed was never served, so it must not become the next
-    run's baseline; the incumbent stays the latest model that reached the serving folder whole."""
-    from pipeline.configs import PipelineConfig
-    from pipeline.local_runner import with_incumbent
+    run's baseline. The DAG's own incumbent_resolver (TFX LatestBlessedModelStrategy over the
+    Trainer's models and the Pusher's push_blessing), the real Pusher, LocalDagRunner, MLMD."""
+    from components.atomic_pusher import Pusher
+    from pipeline.pipeline import incumbent_resolver
+    from pipeline.run_root import Node
 
-    serving = str(tmp_path / "serving")
-    served, _ = push_model(candidate, serving)
-    with pytest.raises(Exception):  # a newer blessed candidate whose copy fails half-way
-        push_model(_copy_that_fails_half_way(candidate, tmp_path), serving)
-    os.makedirs(os.path.join(serving, str(served + 10), "variables"))  # a stray newer folder, no saved_model.pb
-    config = with_incumbent(PipelineConfig(data=str(tmp_path), root=str(tmp_path / "root"), serving_dir=serving))
-    staged = os.path.join(config.baseline_model, "Format-Serving")
-    assert tree_digest(staged) == tree_digest(os.path.join(serving, str(served)))
-    assert tree_digest(staged) == tree_digest(candidate)
+    root, serving = str(tmp_path / "root"), str(tmp_path / "serving")
+
+    def push_run(source):
+        trainer = GivenModel(source).with_id(Node.TRAINER)
+        bless = Bless(trainer.outputs["model"]).with_id("Evaluator")
+        _run_mini(root, [trainer, bless, Pusher(model=trainer.outputs["model"], model_blessing=bless.outputs["blessing"],
+                                                serving_dir=serving).with_id(Node.PUSHER)])
+
+    def resolved():
+        out = str(tmp_path / "resolved.txt")
+        resolver = incumbent_resolver()
+        _run_mini(root, [resolver, UseBaseline(resolver.outputs["model"], out)])
+        return open(out).read().split()
+
+    assert resolved() == []  # nothing pushed yet: nothing resolved, the consumer still runs
+    push_run(candidate)
+    (served,) = [v for v in os.listdir(serving) if v.isdigit()]
+    first = resolved()
+    assert len(first) == 1
+    assert tree_digest(os.path.join(first[0], "Format-Serving")) == tree_digest(os.path.join(serving, served))
+    with pytest.raises(Exception):  # a newer blessed model whose copy fails half-way: the run fails
+        push_run(_copy_that_fails_half_way(candidate, tmp_path))
+    assert [v for v in os.listdir(serving) if v.isdigit()] == [served]
+    assert resolved() == first  # still the model that reached the serving folder whole
