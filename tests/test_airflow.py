@@ -159,6 +159,9 @@ def _of(lineage, component, run):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("PODCAST_MTL_AIRFLOW_E2E") != "1",
+                    reason="three Airflow runs of the whole DAG (about 15 minutes on a quiet 2-core machine, not "
+                           "yet completed here): set PODCAST_MTL_AIRFLOW_E2E=1 to run it")
 def test_airflow_runs_the_dag_on_two_days_then_stops_a_corrupted_day_with_mlmd_on_mariadb(
         airflow_python, small_logs, mariadb, tmp_path):
     """Airflow's own `airflow dags test` (every task of the DAG, in order, as Airflow runs them) for
