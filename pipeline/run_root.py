@@ -7,7 +7,8 @@ A run root (`podcast-mtl run --root ROOT`) holds:
     ROOT/metadata.sqlite            MLMD
     ROOT/serving/<version>/         pushed models (core/versions.py: the newest wins)
     ROOT/logs/run-*.log             the full log of each run
-    ROOT/summary.json, report.md, statistics.html, schedule.json, .lock
+    ROOT/summary.json, report.md, report.html, schedule.json, .lock
+    (statistics.html: TFDV's Facets page of older versions, removed by the next run's reports)
 
 The CLI, the runners, the tests and the bench scripts find artifacts through `RunRoot` instead of
 globbing TFX's layout themselves.
@@ -70,6 +71,7 @@ class RunRoot:
     METADATA = "metadata.sqlite"
     SUMMARY = "summary.json"
     REPORT_MD = "report.md"
+    REPORT_HTML = "report.html"
     STATISTICS_HTML = "statistics.html"
     SCHEDULE = "schedule.json"
     LOCK = ".lock"
@@ -104,6 +106,10 @@ class RunRoot:
     @property
     def report_md(self) -> str:
         return self._join(self.REPORT_MD)
+
+    @property
+    def report_html(self) -> str:
+        return self._join(self.REPORT_HTML)
 
     @property
     def statistics_html(self) -> str:

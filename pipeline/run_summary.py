@@ -162,14 +162,15 @@ def _baseline(rows: List[Dict], evaluation_uri: str) -> Optional[Dict]:
 def rows_report(examples_uri: str) -> Dict:
     """What TemporalExampleGen did with every row read (`core.logs.EXAMPLE_GEN_REPORT`); with daily
     spans, merged over the window's days by TemporalWindow, with `days`: each day's split, span and
-    the Examples artifact it came from."""
+    the Examples artifact it came from; `splits` and `positives`: {split: {source: rows / stream positives}}."""
     path = os.path.join(examples_uri, EXAMPLE_GEN_REPORT)
     if not os.path.exists(path):
         return {}
     with open(path) as f:
         report = json.load(f)
     return {k: report[k] for k in ("rows_read", "rows_kept", "rows_rejected", "rejected", "rejected_by_file",
-                                   "duplicate_rows", "duplicates_by_file", "days") if k in report}
+                                   "duplicate_rows", "duplicates_by_file", "days", "splits", "positives")
+            if k in report}
 
 
 RUNNING, FINISHED, FAILED = "running", "finished", "failed"
@@ -195,6 +196,7 @@ class RunSummary:
     pid: Optional[int] = None
     log: Optional[str] = None  # the run's full log file
     preset: Optional[str] = None
+    data: Optional[str] = None  # the logs the run read (PipelineConfig.data)
     failed: Optional[bool] = None  # None while running
     blessed: Optional[bool] = None
     pushed_model: Optional[str] = None  # the pushed version folder
