@@ -188,7 +188,8 @@ def slices(summary: RunSummary) -> Optional[Dict]:
     for name in names:
         n = None
         for per_head in candidate[name].values():
-            n = n or _finite(per_head.get("example_count"))
+            count = _finite(per_head.get("example_count"))
+            n = n if n is not None or count is None else int(round(count))
         for head in heads:
             c = candidate[name].get(head, {})
             b = by_model.get(BASELINE, {}).get(name, {}).get(head, {})
