@@ -62,7 +62,7 @@ def slice_ap(rows: Sequence[Dict], heads_by_source: Dict[str, str]) -> Optional[
     if not picked:
         return None
     plt = _plt()
-    labels = [f"{r['source']}\n{r['bucket']}" for r in picked]
+    labels = [f"{r['source']} {r['bucket']}" for r in picked]
     fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(picked)), 3.6))
     width = 0.4
     for i, model in enumerate(("candidate", "baseline")):
@@ -70,7 +70,7 @@ def slice_ap(rows: Sequence[Dict], heads_by_source: Dict[str, str]) -> Optional[
         ax.bar([x + (i - 0.5) * width for x in range(len(picked))], values, width, label=model,
                color=MODEL_COLORS[model])
     ax.set_xticks(range(len(picked)))
-    ax.set_xticklabels(labels, fontsize=7)
+    ax.set_xticklabels(labels, fontsize=7, rotation=30, ha="right")
     ax.set_ylabel("test exact AP (gating head)")
     ax.legend()
     ax.grid(axis="y", alpha=0.3)
