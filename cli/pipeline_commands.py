@@ -15,8 +15,8 @@ def cmd_run(args) -> int:
 
     writable_root(args.root)
     config = pipeline_config(args, args.root)
-    print(f"running {config.name} (preset {config.preset_name}) on {config.data}; outputs in {config.root}",
-          flush=True)
+    print(f"running {config.name} (preset {config.preset_name}, {config.model.mix_description()}) on {config.data}; "
+          f"outputs in {config.root}", flush=True)
     try:
         summary = run_pipeline(config)
     except (RootBusy, ValueError) as e:  # a busy root; a baseline model that is not a SavedModel
@@ -24,8 +24,11 @@ def cmd_run(args) -> int:
     print(format_summary(summary))
     root = RunRoot(config.root)
     print(f"summary: {root.summary}")
-    print(f"report: {root.report_md}" +
-          (f" (feature statistics: {root.statistics_html})" if os.path.exists(root.statistics_html) else ""))
+    if os.path.exists(root.report_html):
+        print(f"report: {root.report_html} (self-contained; plain text: {root.report_md})")
+    else:
+        print(f"report: {root.report_md}")
+    print(f"TensorBoard: tensorboard --logdir {root.path}")
     return 1 if summary.failed else 0
 
 

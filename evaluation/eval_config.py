@@ -1,7 +1,6 @@
 """The Evaluator's TFMA config, derived from the task rows a model has.
 
-Metrics per head: exact AP (gating) and example count, plus TFMA's interpolated PR-AUC on the
-stream heads, sliced
+Metrics per head: exact AP (gating), example count and mean label (the slice's positives), sliced
 overall, by source, and by source x podcast popularity bucket. Blessing: for each source, the
 stream AP of that source's stream head on that source's impressions must reach a floor and
 must not fall more than `tolerance` (relative) below the baseline model's on the same slice.
@@ -70,9 +69,13 @@ def make_eval_config(tasks: Sequence[Task], floors: Dict[str, float], tolerance:
         exact_ap = tfma.MetricConfig(class_name="ExactAveragePrecision", module="evaluation.tfma_metrics",
                                      per_slice_thresholds=[_gate(s, floors[s], tolerance)
                                                            for s in gated.get(t.name, [])])
+        # MeanLabel x ExampleCount: the positives of each slice, shown by the run report (a stream
+        # head has it among its calibration metrics)
         metrics = [exact_ap]
         if t.name in gated:  # a stream head: calibration on the sources it is judged on
             metrics += calibration_metrics(gated[t.name], calibration_band)
+        else:
+            metrics.append(tfma.MetricConfig(class_name="MeanLabel"))
         specs.append(tfma.MetricsSpec(output_names=[t.name], metrics=metrics))
     specs.append(tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name="ExampleCount")]))  # per slice
     return tfma.EvalConfig(

@@ -119,6 +119,24 @@ class ModelConfig:
     def replace(self, **changes) -> "ModelConfig":
         return dataclasses.replace(self, **changes)
 
+    @property
+    def natural_mix(self) -> bool:
+        """True when batches follow the logged mix: NATURAL, one training source, or BALANCED with
+        source_alpha 1 (shares proportional to the counts) and no explicit shares."""
+        return (self.mix == Mix.NATURAL or len(self.train_sources) == 1
+                or (self.source_shares is None and self.source_alpha == 1.0))
+
+    def mix_description(self) -> str:
+        """The source mix in words, for console lines: "natural mix", "equal shares per source",
+        "balanced mix (source_alpha 0.5)" or the explicit shares."""
+        if self.natural_mix:
+            return "natural mix"
+        if self.source_shares is not None:
+            return "shares " + ", ".join(f"{s} {w:g}" for s, w in self.source_shares)
+        if self.source_alpha == 0.0:
+            return "equal shares per source"
+        return f"balanced mix (source_alpha {self.source_alpha:g})"
+
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
 

@@ -163,7 +163,7 @@ def export(model, tf_transform_output, out_dir: str, cfg=None, offsets=None, cal
         tf.io.gfile.makedirs(extra)
         with tf.io.gfile.GFile(os.path.join(extra, CALIBRATION_FILE), "w") as f:
             f.write(json.dumps({"offsets": offsets or {}, "eval": calibration or {}}, indent=1))
-    write_warmup_requests(out_dir, warmup_examples(tf_transform_output))
+    write_warmup_requests(out_dir, warmup_examples(tf_transform_output), serving_feature_spec(tf_transform_output))
 
 
 def read_model_config(model_dir: str):
@@ -222,19 +222,48 @@ def warmup_examples(tf_transform_output, n_per_source: int = 4):
     return examples
 
 
-def write_warmup_requests(model_dir: str, examples, batch_sizes=(1, 4)) -> str:
-    """Writes `<model_dir>/assets.extra/tf_serving_warmup_requests`: one PredictionLog per batch size
-    (a PredictRequest to serving_default with that many of `examples`). Returns the file's path."""
+def raw_inputs(examples, feature_spec: Dict) -> Dict[str, object]:
+    """serving_raw's inputs for serialized tf.Examples: one dense array per field ([batch], lists
+    [batch, n] padded with ""), an absent field "" or 0, as a JSON client sends them."""
+    parsed = tf.io.parse_example(tf.constant(list(examples)), feature_spec)
+    out = {}
+    for name, f in feature_spec.items():
+        x = parsed[name]
+        if isinstance(x, tf.sparse.SparseTensor):
+            default = "" if f.dtype == tf.string else 0
+            dense = tf.sparse.to_dense(x, default_value=tf.constant(default, f.dtype))
+            if dense.shape[1] == 0:
+                dense = tf.fill([len(examples), 1], tf.constant(default, f.dtype))
+            x = dense if name in _LIST_FEATURES else dense[:, 0]
+        else:
+            x = tf.reshape(x, [-1])
+        out[name] = x.numpy()
+    return out
+
+
+def write_warmup_requests(model_dir: str, examples, feature_spec: Optional[Dict] = None, batch_sizes=(1, 4)) -> str:
+    """Writes `<model_dir>/assets.extra/tf_serving_warmup_requests`: per batch size, one PredictionLog
+    with a PredictRequest to serving_default (that many of `examples`) and, given the raw
+    `feature_spec`, one to serving_raw with the same impressions as named tensors (`raw_inputs`), so
+    neither signature's first real call pays for loading its graph. Returns the file's path."""
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
     folder = os.path.join(model_dir, "assets.extra")
     tf.io.gfile.makedirs(folder)
     path = os.path.join(folder, WARMUP_FILE)
+
+    def log(request):
+        return prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+
     with tf.io.TFRecordWriter(path) as writer:
         for n in batch_sizes:
             request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(signature_name=SERVING_DEFAULT))
             batch = [examples[(k * 7) % len(examples)] for k in range(n)] if n < len(examples) else list(examples)
             request.inputs["examples"].CopyFrom(tf.make_tensor_proto(batch, dtype=tf.string))
-            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
-            writer.write(log.SerializeToString())
+            writer.write(log(request).SerializeToString())
+            if feature_spec:
+                raw = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(signature_name=SERVING_RAW))
+                for name, value in raw_inputs(batch, feature_spec).items():
+                    raw.inputs[name].CopyFrom(tf.make_tensor_proto(value))
+                writer.write(log(raw).SerializeToString())
     return path

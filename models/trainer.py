@@ -19,6 +19,7 @@ from models.model import MultiTaskModel, build_model, dummy_features
 from models.preprocessing import cardinalities
 from models.sampling import eval_dataset, load_examples, source_counts, train_dataset
 from models.selection import choose_checkpoint, should_stop
+from models.tensorboard import TrainingBoard
 from core.tasks import TASKS, Task
 
 MONITOR = "val_stream_ap"
@@ -60,7 +61,8 @@ class StreamAPCallback(tf.keras.callbacks.Callback):
         took = time.time() - self._t0
         if self._batches is None:
             self._batches = list(self.dataset)
-        ap = stream_ap_by_source(self.tasks, score_dataset(self.model, self._batches))
+        self.last_scored = score_dataset(self.model, self._batches)  # also read by models/tensorboard.py
+        ap = stream_ap_by_source(self.tasks, self.last_scored)
         for source, value in ap.items():
             logs[f"{MONITOR}_{source}"] = value
         self.history.append({s: ap[s] for s in self.sources})
@@ -126,7 +128,7 @@ def train(cfg: ModelConfig, tf_transform_output, train_files, eval_files, log_di
                                  cfg.early_stopping_patience, cfg.checkpoint_tolerance, verbose)
     callbacks = [selection]
     if log_dir:
-        callbacks.append(tf.keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch"))
+        callbacks.append(TrainingBoard(log_dir, selection, cfg, tasks, interval, cfg.train_steps))
     model.fit(train_dataset(train_files, spec, cfg, examples=examples, counts=counts), steps_per_epoch=interval,
               epochs=math.ceil(cfg.train_steps / interval), callbacks=callbacks, verbose=0)
     model.selected = selection.selected
@@ -190,7 +192,7 @@ def run_fn(fn_args) -> None:
         return
     cfg = config_from_custom(fn_args.custom_config, fn_args.train_steps, fn_args.hyperparameters)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    print(f"training with {cfg.to_json()}", flush=True)
+    print(f"training ({cfg.mix_description()}) with {cfg.to_json()}", flush=True)
     model = train(cfg, tf_transform_output, fn_args.train_files, fn_args.eval_files,
                   log_dir=os.path.join(fn_args.model_run_dir, "logs"))
     offsets, report = fit_calibration(model, cfg, tf_transform_output, fn_args.eval_files)

@@ -27,6 +27,7 @@ from core.tasks import TASKS, Task
 from models.config import BALANCED, TUNING_KEY, ModelConfig, TuningConfig, preset
 from models.sampling import MemoryExamples, eval_dataset, load_examples
 from models.selection import relative_ap, tuning_score
+from models.tuning_log import CondensedTunerOutput, tensorboard_dir
 
 REFERENCE_PRESET = "promotions_baseline"
 OBJECTIVE = "score"
@@ -65,7 +66,7 @@ class _DefaultsFirst(keras_tuner.oracles.RandomSearchOracle):
         return super().populate_space(trial_id)
 
 
-class SourceTuner(keras_tuner.engine.base_tuner.BaseTuner):
+class SourceTuner(CondensedTunerOutput, keras_tuner.engine.base_tuner.BaseTuner):
     """Each trial trains `base` with the trial's values for `tuning.steps` steps (early-stopped, the
     checkpoint chosen per source) and scores its eval stream AP per source against the reference."""
 
@@ -165,4 +166,5 @@ def tuner_fn(fn_args):
           ", ".join(f"{s} {n:,}" for s, n in data.counts.items()) + ")", flush=True)
     tuner = SourceTuner(base, tuning, data, TASKS, os.path.join(fn_args.working_dir or ".", "tuner"),
                         progress=lambda line: print(line, flush=True))
+    tuner.tensorboard_dir = tensorboard_dir(fn_args.working_dir or ".")
     return TunerFnResult(tuner=tuner, fit_kwargs={"verbose": 0})

@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import sys
+import threading
 import time
 from typing import Dict, Optional
 
@@ -42,24 +43,62 @@ _FINISHED = re.compile(r"Component (\S+) is finished\.")
 _CACHED = re.compile(r"A cached execution \d+ is used\.")
 
 
+_ROWS_KEPT = re.compile(r"(?:TemporalExampleGen|TemporalWindow): .*?(\d+) (?:rows )?kept")
+HEARTBEAT_SECONDS = 30.0  # a line at least this often while one component runs
+
+
 class _Progress(logging.Handler):
-    def __init__(self, total: int, out=sys.stdout):
+    """One line per component as it starts and ends, and a heartbeat line whenever a component
+    runs `heartbeat` seconds with no line of ours (Transform, StatisticsGen and the Evaluator print
+    nothing of their own for minutes on large logs): elapsed seconds and the rows the run reads,
+    once ExampleGen said."""
+
+    def __init__(self, total: int, out=sys.stdout, heartbeat: float = HEARTBEAT_SECONDS):
         super().__init__(logging.INFO)
         self.total, self.out, self.started, self.cached, self.current = total, out, {}, set(), None
+        self.finished, self.rows, self.heartbeat, self._last = set(), None, heartbeat, time.time()
+        self._lock, self._stop = threading.Lock(), threading.Event()
+        self._timer = threading.Thread(target=self._beat, name="progress-heartbeat", daemon=True)
+
+    def start(self) -> "_Progress":
+        self._timer.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._timer.is_alive():
+            self._timer.join(timeout=5)
+
+    def _print(self, line: str) -> None:
+        print(line, file=self.out, flush=True)
+        self._last = time.time()
+
+    def _beat(self):
+        while not self._stop.wait(min(1.0, self.heartbeat / 4)):
+            with self._lock:
+                name = self.current
+                if not name or name in self.finished or time.time() - self._last < self.heartbeat:
+                    continue
+                took = time.time() - self.started.get(name, time.time())
+                rows = f" ({self.rows:,} rows in the run)" if self.rows else ""
+                self._print(f"      {name} still running: {took:.0f} s{rows}")
 
     def emit(self, record):
         msg = record.getMessage()
-        if m := _RUNNING.match(msg):
-            self.current = m.group(1)
-            self.started[self.current] = time.time()
-            print(f"[{len(self.started)}/{self.total}] {self.current} ...", file=self.out, flush=True)
-        elif _CACHED.match(msg) and self.current:
-            self.cached.add(self.current)
-        elif m := _FINISHED.match(msg):
-            name = m.group(1)
-            took = time.time() - self.started.get(name, time.time())
-            print(f"      {name} {'reused from cache' if name in self.cached else 'done'} in {took:.1f} s",
-                  file=self.out, flush=True)
+        with self._lock:
+            if m := _RUNNING.match(msg):
+                self.current = m.group(1)
+                self.started[self.current] = time.time()
+                self._print(f"[{len(self.started)}/{self.total}] {self.current} ...")
+            elif _CACHED.match(msg) and self.current:
+                self.cached.add(self.current)
+            elif m := _FINISHED.match(msg):
+                name = m.group(1)
+                self.finished.add(name)
+                took = time.time() - self.started.get(name, time.time())
+                self._print(f"      {name} {'reused from cache' if name in self.cached else 'done'} in {took:.1f} s")
+            elif m := _ROWS_KEPT.match(msg):
+                self.rows = int(m.group(1))
 
 
 def log_to_file(root: str) -> str:
@@ -296,7 +335,7 @@ def write_summary(root: str, summary: RunSummary) -> None:
 def run_dag(config: PipelineConfig, dag: tfx.dsl.Pipeline, quiet: bool = False, reports: bool = True) -> RunSummary:
     """Runs `dag` with the LocalDagRunner; returns (and writes) the summary. Never raises for a
     failed run: the summary's `not_pushed_reason` and `failed` say what stopped it. Raises RootBusy
-    when another run holds the root. `reports`: also write report.md and statistics.html."""
+    when another run holds the root. `reports`: also write report.md, report.html and the model card."""
     os.makedirs(config.root, exist_ok=True)
     lock = lock_root(config.root)
     try:
@@ -314,7 +353,7 @@ def _run_locked(config: PipelineConfig, dag: tfx.dsl.Pipeline, quiet: bool, repo
     started = time.strftime("%Y-%m-%dT%H:%M:%S")
     log_path = log_to_file(config.root)
     write_summary(config.root, RunSummary(started=started, pid=os.getpid(), log=log_path, preset=config.preset_name))
-    progress = _Progress(len(dag.components), out)
+    progress = _Progress(len(dag.components), out).start()
     logging.getLogger().addHandler(progress)
     since_ms = int(time.time() * 1000)
     error = None
@@ -327,9 +366,11 @@ def _run_locked(config: PipelineConfig, dag: tfx.dsl.Pipeline, quiet: bool, repo
         error = short_error(f"stopped at {stopped_at}: {type(e).__name__}: {e}")
     finally:
         logging.getLogger().removeHandler(progress)
+        progress.stop()
     summary = summarize_run(config.metadata, since_ms, error)
     summary = dataclasses.replace(summary, started=started, pid=os.getpid(), wall_seconds=round(time.time() - t0, 1),
-                                  log=log_path, preset=config.preset_name, interrupted_executions=interrupted)
+                                  log=log_path, preset=config.preset_name, data=config.data,
+                                  interrupted_executions=interrupted)
     write_summary(config.root, summary)
     if reports:
         write_run_reports(config.root, summary)
@@ -343,8 +384,8 @@ def stream_head_of(heads: Dict, source: str) -> Optional[str]:
 
 
 def write_run_reports(root: str, summary: RunSummary) -> None:
-    """report.md and statistics.html in the root (`pipeline/reports.py`); a report that cannot be
-    written is logged, never fails the run."""
+    """report.md and report.html in the root, and the pushed model's model_card.md / .json
+    (`pipeline/reports.py`); a report that cannot be written is logged, never fails the run."""
     from pipeline.reports import write_reports
 
     try:
@@ -366,7 +407,9 @@ def format_summary(summary: RunSummary) -> str:
     if summary.splits:
         lines.append("splits: " + ", ".join(f"{k}={v:,}" for k, v in summary.splits.items()))
     if summary.tuned_hyperparameters:
-        lines.append("tuned hyperparameters: " + json.dumps(summary.tuned_hyperparameters))
+        tuned = summary.tuned_hyperparameters
+        mix = " (natural mix)" if tuned.get("source_alpha") == 1.0 else ""
+        lines.append(f"tuned hyperparameters{mix}: " + json.dumps(tuned))
     for source, heads in summary.ap.items():
         if heads:
             lines.append(f"test exact AP on {source:<11}" + "  ".join(f"{h}={_ap(v)}" for h, v in heads.items()))

@@ -7,7 +7,8 @@ A run root (`podcast-mtl run --root ROOT`) holds:
     ROOT/metadata.sqlite            MLMD
     ROOT/serving/<version>/         pushed models (core/versions.py: the newest wins)
     ROOT/logs/run-*.log             the full log of each run
-    ROOT/summary.json, report.md, statistics.html, schedule.json, .lock
+    ROOT/summary.json, report.md, report.html, schedule.json, .lock
+    (statistics.html: TFDV's Facets page of older versions, removed by the next run's reports)
 
 The CLI, the runners, the tests and the bench scripts find artifacts through `RunRoot` instead of
 globbing TFX's layout themselves.
@@ -73,7 +74,8 @@ class RunRoot:
     logs = _in_root("logs", "one full log per run")
     summary = _in_root("summary.json", "RunSummary of the latest run")
     report_md = _in_root("report.md", "the latest run's report")
-    statistics_html = _in_root("statistics.html", "feature statistics of the latest run")
+    report_html = _in_root("report.html", "the latest run's self-contained report")
+    statistics_html = _in_root("statistics.html", "an earlier version's feature statistics page (removed)")
     schedule = _in_root("schedule.json", "the daily runs of `podcast-mtl schedule`")
     lock = _in_root(".lock", "held by the run using the root")
 

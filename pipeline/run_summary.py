@@ -241,7 +241,8 @@ def _baseline(rows: List[Dict], evaluation_uri: str) -> Optional[Dict]:
 def rows_report(examples_uri: str) -> Dict:
     """What TemporalExampleGen did with every row read (its `RowReport`, `core/row_report.py`); with
     daily spans, merged over the window's days by TemporalWindow, with `days`: each day's split, span
-    and the Examples artifact it came from."""
+    and the Examples artifact it came from; `splits` and `positives`: {split: {source: rows / stream
+    positives}}."""
     report = RowReport.read(examples_uri)
     return report.summary() if report else {}
 
@@ -257,6 +258,7 @@ class RunSummary:
     pid: Optional[int] = None
     log: Optional[str] = None  # the run's full log file
     preset: Optional[str] = None
+    data: Optional[str] = None  # the logs the run read (PipelineConfig.data)
     failed: Optional[bool] = None  # None while running
     blessed: Optional[bool] = None
     pushed_model: Optional[str] = None  # the pushed version folder

@@ -20,7 +20,7 @@ from datagen.synthetic import GeneratorConfig  # noqa: E402
 # workers.) `tests/test_conftest_groups.py` checks that this list matches the fixtures used.
 SHARED_DAG_FIXTURES = {"pipeline_run", "transformed"}
 SHARED_DAG_MODULES = {"tests/test_pipeline.py", "tests/test_serving_extras.py", "tests/test_training.py",
-                      "tests/test_ab.py", "tests/reliability/test_serving.py"}
+                      "tests/test_ab.py", "tests/reliability/test_serving.py", "tests/test_report.py"}
 
 
 # Units that run longest start first, so that neither worker ends on a long one alone (xdist's own

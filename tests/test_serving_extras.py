@@ -150,7 +150,7 @@ def test_bulk_inferrer_scores_the_test_split_with_the_blessed_model(pipeline_run
 # --- warm-up requests -----------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_pushed_model_carries_warmup_requests_that_score(pushed):
+def test_pushed_model_carries_warmup_requests_of_both_signatures_that_score(pushed):
     import tensorflow as tf
     from tensorflow_serving.apis import prediction_log_pb2
 
@@ -159,12 +159,13 @@ def test_pushed_model_carries_warmup_requests_that_score(pushed):
     path, loaded = pushed
     warmup = os.path.join(path, "assets.extra", WARMUP_FILE)
     records = [prediction_log_pb2.PredictionLog.FromString(r.numpy()) for r in tf.data.TFRecordDataset(warmup)]
-    assert [len(tf.make_ndarray(r.predict_log.request.inputs["examples"])) for r in records] == [1, 4]
+    signatures = [r.predict_log.request.model_spec.signature_name for r in records]
+    assert signatures == ["serving_default", "serving_raw"] * 2  # batch sizes 1 and 4, each signature
     sources = set()
-    for record in records:
-        request = record.predict_log.request
-        assert request.model_spec.signature_name == "serving_default"
+    for default, raw in zip(records[::2], records[1::2]):
+        request = default.predict_log.request
         examples = tf.make_ndarray(request.inputs["examples"])
+        assert len(examples) in (1, 4)
         for e in examples:
             features = tf.train.Example.FromString(e).features.feature
             assert set(features) <= set(FEATURE_NAMES) and not set(features) & set(LABELS)
@@ -173,6 +174,13 @@ def test_pushed_model_carries_warmup_requests_that_score(pushed):
         assert set(out) == set(loaded.signatures["serving_default"].structured_outputs)
         for v in out.values():
             assert v.shape[0] == len(examples) and np.all((v.numpy() > 0) & (v.numpy() < 1))
+        # the serving_raw request holds the same impressions: the same scores through the other signature
+        raw_inputs = {k: tf.constant(tf.make_ndarray(v)) for k, v in raw.predict_log.request.inputs.items()}
+        fn = loaded.signatures["serving_raw"]
+        assert set(raw_inputs) == set(fn.structured_input_signature[1])
+        by_raw = fn(**raw_inputs)
+        for head, v in out.items():
+            np.testing.assert_allclose(by_raw[head].numpy(), v.numpy(), atol=1e-5)
     assert sources == set(SOURCES)
 
 
@@ -259,51 +267,7 @@ def test_serving_raw_json_request_scores_with_the_pushed_model(pushed):
         np.testing.assert_allclose(v.numpy(), by_examples[head].numpy(), atol=1e-5)
 
 
-# --- reports and console --------------------------------------------------------------------------
-
-@pytest.mark.slow
-def test_run_writes_a_report_and_the_facets_statistics_page(pipeline_run):
-    root = pipeline_run["root"]
-    s = json.load(open(os.path.join(root, "summary.json")))  # the latest run in the root wrote both
-    import base64
-
-    from tensorflow_metadata.proto.v0 import statistics_pb2
-
-    page = open(os.path.join(root, "statistics.html")).read()
-    assert page.startswith("<!DOCTYPE html>") and "facets-overview" in page
-    proto = re.search(r'proto-input="([A-Za-z0-9+/=]+)"', page).group(1)
-    stats = statistics_pb2.DatasetFeatureStatisticsList.FromString(base64.b64decode(proto))
-    assert [(d.name, d.num_examples) for d in stats.datasets] == [("train", s["splits"]["train"]),
-                                                                  ("test", s["splits"]["test"])]
-    report = open(os.path.join(root, "report.md")).read()
-    for split, n in s["splits"].items():
-        assert f"| {split} | {n:,} |" in report
-    assert "None: every split matches the schema." in report
-    for source in SOURCES:
-        for head, ap in s["ap"][source].items():
-            assert f"| {source} | {head} | {ap:.4f} |" in report
-    if s["blessed"]:
-        assert "Blessed: **yes**" in report
-        assert f"Pushed version **{os.path.basename(s['pushed_model'])}**" in report
-    else:  # a later test's rerun in the same root
-        assert "Blessed: **no**" in report and f"Not pushed: {s['not_pushed_reason']}" in report
-    assert "[statistics.html](statistics.html)" in report
-
-
-def test_report_of_a_stopped_run_and_of_a_run_with_a_baseline():
-    from pipeline.reports import report_markdown
-
-    stopped = report_markdown({"blessed": False, "pushed_model": None, "splits": {"train": 10},
-                               "not_pushed_reason": "stopped at ValidationGate: feature 'source' ...", "ap": {}})
-    assert "Blessed: **no**" in stopped and "Not pushed: stopped at ValidationGate: feature 'source'" in stopped
-    assert "ExampleValidator did not run." in stopped and "No evaluation" in stopped
-    compared = report_markdown({"blessed": False, "pushed_model": None, "not_pushed_reason": "not blessed: x",
-                                "ap": {"ads": {"ad_stream": 0.25}},
-                                "baseline": {"kind": "incumbent (imported)", "model": "/m/1",
-                                             "ap": {"ads": {"ad_stream": 0.3}}}})
-    assert "| ads | ad_stream | 0.2500 | 0.3000 |" in compared
-    assert "Baseline: incumbent (imported) (`/m/1`)." in compared
-
+# --- console (the run reports: tests/test_report.py) ----------------------------------------------
 
 def test_every_cli_option_has_help_and_run_help_explains_presets():
     import argparse
@@ -323,15 +287,3 @@ def test_every_cli_option_has_help_and_run_help_explains_presets():
     assert "--bulk-inference" in help_text
     for preset in PRESETS:
         assert preset in help_text.split("presets:")[1]
-
-
-def test_reports_of_a_run_without_statistics_drop_an_earlier_page(tmp_path):
-    from pipeline.reports import write_reports
-
-    (tmp_path / "statistics.html").write_text("an earlier run's page")
-    written = write_reports(str(tmp_path), {"blessed": False, "pushed_model": None, "artifacts": {},
-                                            "not_pushed_reason": "stopped at TemporalExampleGen: no logs"})
-    assert set(written) == {"report"} and not (tmp_path / "statistics.html").exists()
-    report = (tmp_path / "report.md").read_text()
-    assert "No statistics" in report and "statistics.html" not in report
-    assert "Not pushed: stopped at TemporalExampleGen: no logs" in report
