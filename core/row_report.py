@@ -16,7 +16,7 @@ from core.logs import EXAMPLE_GEN_REPORT, PARTITION_PREFIX
 
 # the keys `summary.json`'s `rows` holds (the per-split counts are in its `splits`)
 SUMMARY_KEYS = ("rows_read", "rows_kept", "rows_rejected", "rejected", "rejected_by_file", "duplicate_rows",
-                "duplicates_by_file", "days")
+                "duplicates_by_file", "days", "splits", "positives")
 COUNTS = ("rows_read", "rows_kept", "rows_rejected", "duplicate_rows")
 
 

@@ -28,7 +28,8 @@ def test_end_to_end_run_blesses_and_pushes(pipeline_run, small_logs):
     for source in SOURCES:  # TFMA calibration of the stream head on its source, inside the shared run's band
         (c,) = s.calibration[source].values()
         assert 0.5 <= c["calibration"] <= 2.0 and 0 <= c["ece"] < 0.1 and len(c["buckets"]) >= 10
-    assert os.path.exists(os.path.join(pipeline_run["root"], "reliability-ads.png"))
+    report = open(os.path.join(pipeline_run["root"], "report.md")).read()  # the gate's calibration, in the report
+    assert all(f"{source}, " in report and "expected calibration error" in report for source in SOURCES)
     assert s.blessed is True and s.not_pushed_reason is None
     assert os.path.isdir(s.pushed_model)
     assert s.pushed_model.startswith(pipeline_run["config"].serving)
