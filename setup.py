@@ -26,6 +26,6 @@ setup(
     ],
     # kfp: the Vertex / Kubeflow v2 compiler; its pins (constraints-kfp.txt) need an overlay venv
     # because kfp 2.5 requires urllib3<2 (see constraints-kfp.txt and `make setup-kfp`)
-    extras_require={"dev": ["pytest", "pytest-xdist", "import-linter"], "kfp": ["kfp==2.5.0", "kfp-pipeline-spec==0.2.2"]},
+    extras_require={"dev": ["pytest", "pytest-xdist", "import-linter", "lightgbm"], "peers": ["lightgbm"], "kfp": ["kfp==2.5.0", "kfp-pipeline-spec==0.2.2"]},
     entry_points={"console_scripts": ["podcast-mtl=pipeline.cli:main"]},
 )

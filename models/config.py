@@ -12,6 +12,9 @@ MODEL_CONFIG_KEY = "model_config"  # the Trainer's custom_config key holding Mod
 TUNING_KEY = "tuning"  # the Tuner's custom_config key holding TuningConfig.to_json()
 BALANCED = "balanced"
 NATURAL = "natural"
+# encoder families (models/model.py): one encoder under every head, or task-gated experts
+SHARED_BOTTOM, MMOE, PLE = "shared_bottom", "mmoe", "ple"
+ENCODER_FAMILIES = (SHARED_BOTTOM, MMOE, PLE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +36,17 @@ class ModelConfig:
     encoder_units: Tuple[int, ...] = (256, 128)
     tower_units: Tuple[int, ...] = (64,)
     dropout: float = 0.1
+    # encoder family: SHARED_BOTTOM (one MLP of `encoder_units` under every head), MMOE (`experts`
+    # MLPs of `encoder_units`, a softmax gate per head over them) or PLE (one CGC level: `experts`
+    # shared MLPs plus `task_experts` of each head's own, a gate per head over the shared and its own)
+    encoder_family: str = SHARED_BOTTOM
+    experts: int = 3
+    task_experts: int = 1
+    # target-aware interactions in the model (the Transform-derived inputs of core.fields.DERIVED
+    # are always inputs): dot products of the candidate podcast's embedding with the history and
+    # follows embeddings (masked mean and max) and DIN-style target attention over the history
+    target_interactions: bool = True
+    cross_layers: int = 0  # DCN-v2 cross layers (tfrs.layers.dcn.Cross) on the encoder's input
     embedding_l2: float = 0.0  # L2 penalty on embedding rows used in a batch
     # optimisation; training length is in steps (batches), so variants do equal work
     learning_rate: float = 1e-3
@@ -66,6 +80,11 @@ class ModelConfig:
             raise ValueError(f"unknown strategy {self.strategy!r}")
         if not self.heads:
             raise ValueError("a model needs at least one head")
+        if self.encoder_family not in ENCODER_FAMILIES:
+            raise ValueError(f"encoder_family must be one of {ENCODER_FAMILIES}, got {self.encoder_family!r}")
+        if self.experts < 1 or self.task_experts < 0 or self.cross_layers < 0:
+            raise ValueError(f"experts >= 1, task_experts >= 0 and cross_layers >= 0 expected, got "
+                             f"{self.experts}, {self.task_experts}, {self.cross_layers}")
         if not 0.0 <= self.source_alpha <= 1.0:
             raise ValueError(f"source_alpha must be in [0, 1], got {self.source_alpha}")
 
