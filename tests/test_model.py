@@ -176,3 +176,23 @@ def test_score_dataset_keeps_heads_and_labels_apart():
     np.testing.assert_allclose(scored.predictions["click"], expected, rtol=1e-6)
     np.testing.assert_array_equal(scored.labels["click"], np.concatenate([b["click"].numpy() for b in batches]))
     assert set(stream_ap_by_source(TASKS, scored)) == set(SOURCES)
+
+
+def test_tuner_searches_the_families_and_interactions_and_its_best_values_reach_the_trainer():
+    import json
+
+    from models.config import MODEL_CONFIG_KEY
+    from models.trainer import config_from_custom
+    from models.tuning import search_space
+
+    hp = search_space(ModelConfig())
+    assert set(hp.get_config()["space"][[p["config"]["name"] for p in hp.get_config()["space"]].index(
+        "encoder_family")]["config"]["values"]) == set(ENCODER_FAMILIES)
+    names = {p["config"]["name"] for p in hp.get_config()["space"]}
+    assert {"encoder_family", "target_interactions", "cross_layers", "embedding_l2"} <= names
+    best = {"encoder_family": "ple", "target_interactions": False, "cross_layers": 1, "encoder_units": "128,64"}
+    custom = {MODEL_CONFIG_KEY: preset("unified").to_json()}
+    cfg = config_from_custom(custom, train_steps=50, hyperparameters={"values": best})
+    assert (cfg.encoder_family, cfg.target_interactions, cfg.cross_layers, cfg.encoder_units) == \
+        ("ple", False, 1, (128, 64))
+    assert ModelConfig.from_json(cfg.to_json()) == cfg and json.loads(cfg.to_json())["encoder_family"] == "ple"
