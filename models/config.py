@@ -46,6 +46,7 @@ class ModelConfig:
     # are always inputs): dot products of the candidate podcast's embedding with the history and
     # follows embeddings (masked mean and max) and DIN-style target attention over the history
     target_interactions: bool = True
+    derived_inputs: bool = True  # False: the Transform-derived inputs are left out (the seed's inputs)
     cross_layers: int = 0  # DCN-v2 cross layers (tfrs.layers.dcn.Cross) on the encoder's input
     embedding_l2: float = 0.0  # L2 penalty on embedding rows used in a batch
     # optimisation; training length is in steps (batches), so variants do equal work

@@ -24,7 +24,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from models.config import MMOE, PLE, SHARED_BOTTOM, ModelConfig
-from core.fields import FEATURES, LIST_LENGTH, SOURCES, Transform
+from core.fields import DERIVED_NAMES, FEATURES, LIST_LENGTH, SOURCES, Transform
 from core.tasks import Task
 from models.preprocessing import PODCAST_VOCAB, model_inputs
 
@@ -89,7 +89,9 @@ class MultiTaskModel(tfrs.Model):
                 lists[name] = (emb, present)
                 emb = tf.reduce_sum(emb * present, axis=1) / tf.maximum(tf.reduce_sum(present, axis=1), 1.0)
             parts.append(emb)
-        parts.append(tf.stack([tf.cast(features[n], tf.float32) for n in NUMERIC_INPUTS], axis=-1))
+        numeric = NUMERIC_INPUTS if self.cfg.derived_inputs else tuple(n for n in NUMERIC_INPUTS
+                                                                          if n not in DERIVED_NAMES)
+        parts.append(tf.stack([tf.cast(features[n], tf.float32) for n in numeric], axis=-1))
         if self.attention is not None:
             parts.extend(self.target_interactions(self.embeddings[PODCAST_VOCAB](features[CANDIDATE]), lists))
         x = tf.concat(parts, axis=-1)
