@@ -26,7 +26,8 @@ setup(
     ],
     # kfp: the Vertex / Kubeflow v2 compiler; its pins (constraints-kfp.txt) need an overlay venv
     # because kfp 2.5 requires urllib3<2 (see constraints-kfp.txt and `make setup-kfp`)
-    extras_require={"dev": ["pytest", "pytest-xdist", "import-linter", "ruff"],
+    # lightgbm: the GBDT peer of bench/gbdt_peer.py (pinned in constraints.txt)
+    extras_require={"dev": ["pytest", "pytest-xdist", "import-linter", "ruff", "lightgbm"], "peers": ["lightgbm"],
                     "kfp": ["kfp==2.5.0", "kfp-pipeline-spec==0.2.2"]},
     entry_points={"console_scripts": ["podcast-mtl=cli:main"]},
 )

@@ -204,6 +204,7 @@ def featurize(table, splits):
                 index = pd.Index(pd.unique(values[train]))
                 cols[f.name] = lookup(index, values, f.buckets)
                 sizes[f.name] = len(index) + f.buckets
+    cols.update(derived_numpy(table, train))
     for f in FEATURES:
         if f.transform == Transform.HASH:
             sizes[f.name] = f.buckets
@@ -211,6 +212,33 @@ def featurize(table, splits):
     for label in LABELS:
         cols[label] = table.column(label).combine_chunks().fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
     return {s: {k: v[rows] for k, v in cols.items()} for s, rows in splits.items()}, sizes
+
+
+def derived_numpy(table, train_rows) -> dict:
+    """core.fields.DERIVED in numpy, as models/preprocessing.py computes them in the Transform graph
+    (the genre of a history podcast from the (podcast_id, genre) pairs of the `train_rows`)."""
+    from core.fields import DERIVED_NAMES
+
+    pods, genres = _strings(table.column("podcast_id")), _strings(table.column("genre"))
+    pairs = set(zip(pods[train_rows], genres[train_rows]))
+    out = {name: np.zeros(len(pods), np.float32) for name in DERIVED_NAMES}
+    lists = {name: table.column(name).combine_chunks() for name in ("user_history", "user_follows")}
+    offsets = {name: col.offsets.to_numpy() for name, col in lists.items()}
+    values = {name: _strings(col.values) for name, col in lists.items()}
+    lengths = np.diff(offsets["user_history"])
+    rows = np.repeat(np.arange(len(pods)), lengths)
+    hist = values["user_history"][offsets["user_history"][0]:offsets["user_history"][-1]]
+    hits = np.bincount(rows, weights=hist == pods[rows], minlength=len(pods))
+    same = np.fromiter(((h, g) in pairs for h, g in zip(hist, genres[rows])), bool, len(hist))
+    out["history_hits"] = hits.astype(np.float32)
+    out["in_history"] = (hits > 0).astype(np.float32)
+    out["genre_share"] = (np.bincount(rows, weights=same, minlength=len(pods)) / np.maximum(lengths, 1)).astype(np.float32)
+    out["history_length"] = np.log1p(lengths).astype(np.float32)
+    flen = np.diff(offsets["user_follows"])
+    frows = np.repeat(np.arange(len(pods)), flen)
+    fol = values["user_follows"][offsets["user_follows"][0]:offsets["user_follows"][-1]]
+    out["in_follows"] = (np.bincount(frows, weights=fol == pods[frows], minlength=len(pods)) > 0).astype(np.float32)
+    return out
 
 
 def floor_train(cfg, tasks, sizes, data):

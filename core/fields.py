@@ -107,6 +107,33 @@ FIELDS: Tuple[Field, ...] = (
           doc="bucket of podcast_prior_impressions, for cold-start slices (see POPULARITY_BUCKETS)"),
 )
 
+
+@dataclasses.dataclass(frozen=True)
+class Derived:
+    """A model input that Transform derives from several raw fields (the candidate against the
+    user's lists): computed in the Transform graph, so both serving signatures compute it too.
+    Every derived input is a dense float32 [batch] tensor, passed to the model unscaled."""
+    name: str
+    reads: Tuple[str, ...]  # the raw fields it is computed from
+    doc: str = ""
+
+
+# Target-aware interactions: the first features any practitioner writes for a recommender.
+DERIVED: Tuple[Derived, ...] = (
+    Derived("in_history", ("podcast_id", "user_history"),
+            doc="1 if the candidate podcast is in the user's listening history, else 0"),
+    Derived("history_hits", ("podcast_id", "user_history"),
+            doc="times the candidate podcast occurs in the user's listening history (whole list)"),
+    Derived("in_follows", ("podcast_id", "user_follows"),
+            doc="1 if the user follows the candidate podcast, else 0"),
+    Derived("genre_share", ("genre", "user_history"),
+            doc="share of the user's history (whole list) in the candidate's genre, the genre of a "
+                "history podcast read from the training split's (podcast_id, genre) pairs; 0 for an "
+                "empty history"),
+    Derived("history_length", ("user_history",), doc="log1p of the number of podcasts in the history"),
+)
+DERIVED_NAMES = tuple(d.name for d in DERIVED)
+
 # Ground truth of the synthetic generator: present only in synthetic logs, never a model input.
 TRUTH_PREFIX = "true_p_"
 

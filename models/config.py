@@ -29,8 +29,17 @@ class Strategy(str, enum.Enum):
     MULTI_WORKER = "multi_worker"  # reads TF_CONFIG
 
 
+class EncoderFamily(str, enum.Enum):
+    """The encoder under the heads (models/model.py): one encoder under every head, or task-gated experts."""
+    SHARED_BOTTOM = "shared_bottom"
+    MMOE = "mmoe"
+    PLE = "ple"
+
+
 BALANCED = Mix.BALANCED
 NATURAL = Mix.NATURAL
+SHARED_BOTTOM, MMOE, PLE = EncoderFamily.SHARED_BOTTOM, EncoderFamily.MMOE, EncoderFamily.PLE
+ENCODER_FAMILIES = tuple(f.value for f in EncoderFamily)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +61,18 @@ class ModelConfig:
     encoder_units: Tuple[int, ...] = (256, 128)
     tower_units: Tuple[int, ...] = (64,)
     dropout: float = 0.1
+    # encoder family: SHARED_BOTTOM (one MLP of `encoder_units` under every head), MMOE (`experts`
+    # MLPs of `encoder_units`, a softmax gate per head over them) or PLE (one CGC level: `experts`
+    # shared MLPs plus `task_experts` of each head's own, a gate per head over the shared and its own)
+    encoder_family: EncoderFamily = EncoderFamily.SHARED_BOTTOM
+    experts: int = 3
+    task_experts: int = 1
+    # target-aware interactions in the model (the Transform-derived inputs of core.fields.DERIVED
+    # are always inputs): dot products of the candidate podcast's embedding with the history and
+    # follows embeddings (masked mean and max) and DIN-style target attention over the history
+    target_interactions: bool = True
+    derived_inputs: bool = True  # False: the Transform-derived inputs are left out (the seed's inputs)
+    cross_layers: int = 0  # DCN-v2 cross layers (tfrs.layers.dcn.Cross) on the encoder's input
     embedding_l2: float = 0.0  # L2 penalty on embedding rows used in a batch
     # optimisation; training length is in steps (batches), so variants do equal work
     learning_rate: float = 1e-3
@@ -77,7 +98,7 @@ class ModelConfig:
 
     def __post_init__(self):
         # the enums from their JSON form (plain strings); a str enum compares equal to its value
-        for name, kind in (("mix", Mix), ("strategy", Strategy)):
+        for name, kind in (("mix", Mix), ("strategy", Strategy), ("encoder_family", EncoderFamily)):
             value = getattr(self, name)
             try:
                 object.__setattr__(self, name, kind(value))
@@ -88,6 +109,9 @@ class ModelConfig:
             raise ValueError(f"train_sources must be a non-empty subset of {SOURCES}, got {self.train_sources}")
         if not self.heads:
             raise ValueError("a model needs at least one head")
+        if self.experts < 1 or self.task_experts < 0 or self.cross_layers < 0:
+            raise ValueError(f"experts >= 1, task_experts >= 0 and cross_layers >= 0 expected, got "
+                             f"{self.experts}, {self.task_experts}, {self.cross_layers}")
         if not 0.0 <= self.source_alpha <= 1.0:
             raise ValueError(f"source_alpha must be in [0, 1], got {self.source_alpha}")
 
@@ -203,9 +227,11 @@ PRESETS: Dict[str, Dict] = {
     "promotions_stream_only": dict(heads=("promo_stream",), train_sources=("promotions",), mix=NATURAL),
     "ads_only": dict(heads=("ad_stream",), train_sources=("ads",), mix=NATURAL),
     "ads_only_ancillary": dict(heads=("ad_stream",) + _ANCILLARY, train_sources=("ads",), mix=NATURAL),
-    "unified": dict(),  # the task table, masked, balanced
-    "unified_no_mask": dict(use_mask=False),
-    "unified_natural_mix": dict(mix=NATURAL),
+    # the task table, masked, balanced; MMoE: of the encoder families measured on the default logs
+    # (docs/results/model-peers.md, one seed) the only one ahead of the GBDT peer on both sources
+    "unified": dict(encoder_family=MMOE),
+    "unified_no_mask": dict(encoder_family=MMOE, use_mask=False),
+    "unified_natural_mix": dict(encoder_family=MMOE, mix=NATURAL),
     # control: all impressions pooled into one stream head, no ancillary heads, no mask, natural mix
     "pooled_stream_only": dict(heads=("ad_stream",), use_mask=False, mix=NATURAL),
 }

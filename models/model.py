@@ -1,4 +1,15 @@
-"""The unified multi-task model: a shared encoder, one tower per task row, masked per-head losses.
+"""The unified multi-task model: an encoder, one tower per task row, masked per-head losses.
+
+Inputs: an embedding per categorical input (lists mean-pooled over their non-padding ids), the
+numeric and Transform-derived inputs (core.fields.DERIVED: the candidate in the user's history /
+follows, the history's share of the candidate's genre), and with `target_interactions` the
+candidate podcast's embedding against the history and follows embeddings: masked mean and max of
+their dot products, and DIN-style target attention over the history (keras Attention, the
+candidate as query); optionally DCN-v2 cross layers (`tfrs.layers.dcn.Cross`) on that input.
+Encoder families (`ModelConfig.encoder_family`): shared-bottom (one MLP under every head), MMoE
+(experts with a softmax gate per head) and PLE (one CGC level: shared experts plus each head's
+own, a gate per head over both). A head's gate and own experts feed only that head, so the mask
+keeps them out of reach of the sources that do not train it, as it does its tower.
 
 Built on TensorFlow Recommenders: `compute_loss` sums the `tfrs.tasks.Ranking` loss of every
 head, each weighted by that head's mask (the task table's `trained_by`). A masked-out example
@@ -12,14 +23,15 @@ from typing import Dict, Sequence
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from models.config import ModelConfig
-from core.fields import FEATURES, LIST_LENGTH, SOURCES, Transform
+from models.config import PLE, SHARED_BOTTOM, ModelConfig
+from core.fields import DERIVED_NAMES, FEATURES, LIST_LENGTH, SOURCES, Transform
 from core.tasks import Task
 from models.preprocessing import PODCAST_VOCAB, model_inputs
 
 CATEGORICAL_INPUTS = tuple((name, table) for name, table in model_inputs() if table)  # podcast table shared
 NUMERIC_INPUTS = tuple(name for name, table in model_inputs() if not table)
 LIST_INPUTS = tuple(f.name for f in FEATURES if f.transform == Transform.LIST)
+CANDIDATE, HISTORY = "podcast_id", "user_history"  # the target and the list attended over
 
 
 class MultiTaskModel(tfrs.Model):
@@ -34,10 +46,24 @@ class MultiTaskModel(tfrs.Model):
                 reg = tf.keras.regularizers.l2(cfg.embedding_l2) if cfg.embedding_l2 else None
                 self.embeddings[table] = tf.keras.layers.Embedding(cardinalities[table], dim, name=f"emb_{table}",
                                                                    embeddings_regularizer=reg)
-        self.encoder = tf.keras.Sequential(
-            [layer for units in cfg.encoder_units
-             for layer in (tf.keras.layers.Dense(units, activation="relu"), tf.keras.layers.Dropout(cfg.dropout))],
-            name="shared_encoder")
+        def mlp(name):
+            return tf.keras.Sequential(
+                [layer for units in cfg.encoder_units
+                 for layer in (tf.keras.layers.Dense(units, activation="relu"), tf.keras.layers.Dropout(cfg.dropout))],
+                name=name)
+
+        self.family = cfg.encoder_family
+        self.crosses = [tfrs.layers.dcn.Cross(name=f"cross_{i}") for i in range(cfg.cross_layers)]
+        self.attention = tf.keras.layers.Attention(use_scale=True, name="target_attention") \
+            if cfg.target_interactions else None
+        if self.family == SHARED_BOTTOM:
+            self.encoder = mlp("shared_encoder")
+        else:
+            self.experts = [mlp(f"expert_{i}") for i in range(cfg.experts)]
+            own = cfg.task_experts if self.family == PLE else 0
+            self.task_experts = {t.name: [mlp(f"expert_{t.name}_{i}") for i in range(own)] for t in tasks}
+            self.gates = {t.name: tf.keras.layers.Dense(cfg.experts + own, activation="softmax",
+                                                        name=f"gate_{t.name}") for t in tasks}
         self.towers = {
             t.name: tf.keras.Sequential([tf.keras.layers.Dense(u, activation="relu") for u in cfg.tower_units]
                                         + [tf.keras.layers.Dense(1)], name=f"tower_{t.name}")
@@ -52,17 +78,57 @@ class MultiTaskModel(tfrs.Model):
                       for t in self.task_rows}
         self.head_losses = {t.name: tf.keras.metrics.Mean(name=f"loss_{t.name}") for t in self.task_rows}
 
-    def encode(self, features: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
-        parts = []
+    def encoder_input(self, features: Dict[str, tf.Tensor]) -> tf.Tensor:
+        """The concatenated input every encoder family reads."""
+        parts, lists = [], {}
         for name, table in CATEGORICAL_INPUTS:
             ids = features[name]
             emb = self.embeddings[table](ids)
             if name in LIST_INPUTS:  # masked mean over the padded list (id 0 = padding)
                 present = tf.cast(tf.not_equal(ids, 0), tf.float32)[..., None]
+                lists[name] = (emb, present)
                 emb = tf.reduce_sum(emb * present, axis=1) / tf.maximum(tf.reduce_sum(present, axis=1), 1.0)
             parts.append(emb)
-        parts.append(tf.stack([tf.cast(features[n], tf.float32) for n in NUMERIC_INPUTS], axis=-1))
-        return self.encoder(tf.concat(parts, axis=-1), training=training)
+        numeric = NUMERIC_INPUTS if self.cfg.derived_inputs else tuple(n for n in NUMERIC_INPUTS
+                                                                          if n not in DERIVED_NAMES)
+        parts.append(tf.stack([tf.cast(features[n], tf.float32) for n in numeric], axis=-1))
+        if self.attention is not None:
+            parts.extend(self.target_interactions(self.embeddings[PODCAST_VOCAB](features[CANDIDATE]), lists))
+        x = tf.concat(parts, axis=-1)
+        x0 = x
+        for cross in self.crosses:
+            x = cross(x0, x)
+        return x
+
+    def target_interactions(self, candidate: tf.Tensor, lists) -> list:
+        """The candidate's [batch, d] embedding against each list's [batch, L, d] embeddings."""
+        out = []
+        for name in LIST_INPUTS:
+            emb, present = lists[name]
+            dots = tf.reduce_sum(emb * candidate[:, None, :], axis=-1)  # [batch, L]
+            present = present[..., 0]
+            n = tf.reduce_sum(present, axis=1)
+            mean = tf.reduce_sum(dots * present, axis=1) / tf.maximum(n, 1.0)
+            best = tf.reduce_max(tf.where(present > 0, dots, -1e9), axis=1) * tf.cast(n > 0, tf.float32)
+            out.append(tf.stack([mean, best], axis=-1))
+        emb, present = lists[HISTORY]
+        attended = self.attention([candidate[:, None, :], emb], mask=[None, present[..., 0] > 0])[:, 0, :]
+        has_history = tf.cast(tf.reduce_sum(present, axis=[1, 2]) > 0, tf.float32)[:, None]
+        out.append(attended * has_history)  # an empty history attends to nothing
+        return out
+
+    def encode(self, features: Dict[str, tf.Tensor], training: bool = False) -> Dict[str, tf.Tensor]:
+        """Each head's representation: {task name: [batch, units]}."""
+        x = self.encoder_input(features)
+        if self.family == SHARED_BOTTOM:
+            shared = self.encoder(x, training=training)
+            return {name: shared for name in self.towers}
+        experts = [e(x, training=training) for e in self.experts]
+        out = {}
+        for name in self.towers:
+            stack = tf.stack(experts + [e(x, training=training) for e in self.task_experts[name]], axis=1)
+            out[name] = tf.reduce_sum(stack * self.gates[name](x)[..., None], axis=1)  # [batch, units]
+        return out
 
     # The model's Python has no control flow on tensors, so AutoGraph has nothing to convert: left
     # on, it transpiled some 4,000 functions (every layer, loss and metric call) while tracing the
@@ -71,8 +137,8 @@ class MultiTaskModel(tfrs.Model):
     @tf.autograph.experimental.do_not_convert
     def call(self, features: Dict[str, tf.Tensor], training: bool = False) -> Dict[str, tf.Tensor]:
         """Logits, one [batch] tensor per head."""
-        shared = self.encode(features, training=training)
-        return {name: tf.squeeze(tower(shared, training=training), -1) for name, tower in self.towers.items()}
+        encoded = self.encode(features, training=training)
+        return {name: tf.squeeze(tower(encoded[name], training=training), -1) for name, tower in self.towers.items()}
 
     def head_weights(self, source: tf.Tensor) -> Dict[str, tf.Tensor]:
         """Per-head example weights: mask / number of unmasked examples in the batch."""

@@ -11,7 +11,11 @@ or [batch, LIST_LENGTH]:
 - numeric features: z-score of log1p(value);
 - event_time: `hour` and `weekday`;
 - source: its index in SOURCES; labels: passed through as int64;
-- prior_impressions_raw: the raw podcast_prior_impressions, for cold-start reports only.
+- prior_impressions_raw: the raw podcast_prior_impressions, for cold-start reports only;
+- derived inputs (`core.fields.DERIVED`, float32 [batch], unscaled): the candidate podcast against
+  the user's history and follows (in-list indicator and count) and the share of the history in the
+  candidate's genre (a history podcast's genre from a vocabulary of the train split's
+  "podcast_id|genre" pairs), computed on the raw strings in `derived_features`.
 """
 from __future__ import annotations
 
@@ -21,11 +25,13 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from core.days import DAY, EPOCH_WEEKDAY, HOUR
-from core.fields import FEATURES, LABELS, LIST_LENGTH, SOURCES, Field, Transform
+from core.fields import DERIVED_NAMES, FEATURES, LABELS, LIST_LENGTH, SOURCES, Field, Transform
 
 PODCAST_VOCAB = "podcast_id"
 # Raw earlier-impression count, carried through for cold-start reports; not a model input.
 PRIOR_IMPRESSIONS_RAW = "prior_impressions_raw"
+PODCAST_GENRE_VOCAB = "podcast_genre"  # "podcast_id|genre" pairs of the train split
+PAIR_SEPARATOR = "|"
 PODCAST_OOV = max(f.buckets for f in FEATURES if f.vocab_name == PODCAST_VOCAB)
 
 
@@ -139,14 +145,50 @@ SPECS: Dict[Transform, _Spec] = {Transform.TIME: _Time(), Transform.SOURCE: _Sou
 
 def model_inputs() -> List[Tuple[str, str]]:
     """Every model input as (transformed name, embedding table; None for a dense numeric input)."""
-    return [pair for f in FEATURES for pair in SPECS[f.transform].inputs(f)]
+    return [pair for f in FEATURES for pair in SPECS[f.transform].inputs(f)] + [(n, None) for n in DERIVED_NAMES]
+
+
+def _as_sparse(x) -> tf.sparse.SparseTensor:
+    return x if isinstance(x, tf.sparse.SparseTensor) else tf.sparse.from_dense(x)
+
+
+def _per_row_sum(values, rows, batch) -> tf.Tensor:
+    return tf.math.unsorted_segment_sum(tf.cast(values, tf.float32), rows, batch)
+
+
+def derived_features(inputs, pair_vocab) -> Dict[str, tf.Tensor]:
+    """The inputs of `core.fields.DERIVED` from raw features; `pair_vocab`: the vocabulary of
+    "podcast_id|genre" pairs (a tft.vocabulary, or a tf.lookup table's name for tests)."""
+    candidate = _dense(inputs["podcast_id"], "")
+    genre = _dense(inputs["genre"], "")
+    batch = tf.shape(candidate, out_type=tf.int64)[0]
+    out = {}
+    history = _as_sparse(inputs["user_history"])
+    rows = history.indices[:, 0]
+    hits = _per_row_sum(tf.equal(history.values, tf.gather(candidate, rows)), rows, batch)
+    length = _per_row_sum(tf.ones_like(rows), rows, batch)
+    out["history_hits"] = hits
+    out["in_history"] = tf.cast(hits > 0, tf.float32)
+    follows = _as_sparse(inputs["user_follows"])
+    frows = follows.indices[:, 0]
+    out["in_follows"] = tf.cast(_per_row_sum(tf.equal(follows.values, tf.gather(candidate, frows)), frows, batch) > 0,
+                                tf.float32)
+    keys = tf.strings.join([history.values, tf.gather(genre, rows)], separator=PAIR_SEPARATOR)
+    same_genre = tft.apply_vocabulary(keys, pair_vocab, default_value=-1, num_oov_buckets=0) >= 0
+    out["genre_share"] = _per_row_sum(same_genre, rows, batch) / tf.maximum(length, 1.0)
+    out["history_length"] = tf.math.log1p(length)
+    assert set(out) == set(DERIVED_NAMES), "derived_features must compute exactly core.fields.DERIVED"
+    return out
 
 
 def preprocessing_fn(inputs):
     podcast_vocab = tft.vocabulary(_dense(inputs[PODCAST_VOCAB], ""), vocab_filename=PODCAST_VOCAB)
+    pair_vocab = tft.vocabulary(tf.strings.join([_dense(inputs["podcast_id"], ""), _dense(inputs["genre"], "")],
+                                                separator=PAIR_SEPARATOR), vocab_filename=PODCAST_GENRE_VOCAB)
     outputs = {}
     for f in FEATURES:
         outputs.update(SPECS[f.transform].apply(f, inputs[f.name], podcast_vocab))
+    outputs.update(derived_features(inputs, pair_vocab))
     for label in LABELS:
         outputs[label] = _dense(inputs[label], 0)
     outputs[PRIOR_IMPRESSIONS_RAW] = _dense(inputs["podcast_prior_impressions"], 0)

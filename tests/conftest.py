@@ -33,7 +33,8 @@ LONGEST_UNITS = {
     "tests/test_study.py": 610,  # the tiny ablation: its own data pipeline, tuning and 3 trainings
     "tests/test_orchestration.py": 300,  # the Vertex IR through the real KFP v2 driver
     "tests/reliability/test_runs.py": 250,  # the fault-matrix DAG runs
-    "tests/test_airflow.py": 150,  # Airflow's DagBag loading the DAG file
+    "tests/test_airflow.py": 150,
+    "tests/test_interactions.py": 240,  # a tf.Transform analysis and an export per encoder family  # Airflow's DagBag loading the DAG file
 }
 
 

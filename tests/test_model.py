@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.config import PRESETS, ModelConfig, preset
+from models.config import ENCODER_FAMILIES, PRESETS, ModelConfig, preset
 from core.fields import LIST_LENGTH, SOURCES
 from models.model import CATEGORICAL_INPUTS, LIST_INPUTS, NUMERIC_INPUTS, build_model
 from core.tasks import TASKS, Task, stream_head
@@ -53,6 +53,40 @@ def test_masked_examples_give_zero_gradient_to_the_masked_tower():
     for g in grads[:len(tower)]:
         assert g is None or float(tf.reduce_max(tf.abs(g))) == 0.0
     assert any(float(tf.reduce_max(tf.abs(g))) > 0 for g in grads[len(tower):])
+
+
+def _head_only_weights(model, head):
+    """Weights that feed only `head`: its tower, and in a gated family its gate and own experts."""
+    out = list(model.towers[head].trainable_variables)
+    if model.family != "shared_bottom":
+        out += model.gates[head].trainable_variables
+        for expert in model.task_experts[head]:
+            out += expert.trainable_variables
+    return out
+
+
+@pytest.mark.parametrize("family", ENCODER_FAMILIES)
+def test_masked_examples_give_zero_gradient_to_the_masked_head_in_every_family(family):
+    cfg = SMALL.replace(encoder_family=family, experts=2, task_experts=1, cross_layers=1)
+    model = build_model(cfg, CARD, cfg.tasks())
+    ads_only = batch([ADS] * 32)
+    model(ads_only)
+    masked = _head_only_weights(model, "promo_stream")
+    if family == "ple":
+        assert len(masked) > len(model.towers["promo_stream"].trainable_variables) + 2  # gate and own expert
+    trained = _head_only_weights(model, "ad_stream")
+    with tf.GradientTape() as tape:
+        loss = model.compute_loss(ads_only, training=True)
+    grads = tape.gradient(loss, masked + trained)
+    for g in grads[:len(masked)]:
+        assert g is None or float(tf.reduce_max(tf.abs(g))) == 0.0
+    assert all(g is not None for g in grads[len(masked):])
+    assert any(float(tf.reduce_max(tf.abs(g))) > 0 for g in grads[len(masked):])
+
+
+def test_unknown_encoder_family_is_refused():
+    with pytest.raises(ValueError, match="encoder_family"):
+        ModelConfig(encoder_family="moe")
 
 
 def test_masked_examples_do_not_change_the_masked_head_loss():
@@ -142,3 +176,23 @@ def test_score_dataset_keeps_heads_and_labels_apart():
     np.testing.assert_allclose(scored.predictions["click"], expected, rtol=1e-6)
     np.testing.assert_array_equal(scored.labels["click"], np.concatenate([b["click"].numpy() for b in batches]))
     assert set(stream_ap_by_source(TASKS, scored)) == set(SOURCES)
+
+
+def test_tuner_searches_the_families_and_interactions_and_its_best_values_reach_the_trainer():
+    import json
+
+    from models.config import MODEL_CONFIG_KEY
+    from models.trainer import config_from_custom
+    from models.tuning import search_space
+
+    hp = search_space(ModelConfig())
+    assert set(hp.get_config()["space"][[p["config"]["name"] for p in hp.get_config()["space"]].index(
+        "encoder_family")]["config"]["values"]) == set(ENCODER_FAMILIES)
+    names = {p["config"]["name"] for p in hp.get_config()["space"]}
+    assert {"encoder_family", "target_interactions", "cross_layers", "embedding_l2"} <= names
+    best = {"encoder_family": "ple", "target_interactions": False, "cross_layers": 1, "encoder_units": "128,64"}
+    custom = {MODEL_CONFIG_KEY: preset("unified").to_json()}
+    cfg = config_from_custom(custom, train_steps=50, hyperparameters={"values": best})
+    assert (cfg.encoder_family, cfg.target_interactions, cfg.cross_layers, cfg.encoder_units) == \
+        ("ple", False, 1, (128, 64))
+    assert ModelConfig.from_json(cfg.to_json()) == cfg and json.loads(cfg.to_json())["encoder_family"] == "ple"
