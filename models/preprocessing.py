@@ -26,6 +26,7 @@ from core.fields import FEATURES, LABELS, LIST_LENGTH, SOURCES, Field, Transform
 PODCAST_VOCAB = "podcast_id"
 # Raw earlier-impression count, carried through for cold-start reports; not a model input.
 PRIOR_IMPRESSIONS_RAW = "prior_impressions_raw"
+RECENT_STREAMS_RAW = "recent_streams_raw"  # the podcast's 7-day streams before the impression, untransformed
 PODCAST_OOV = max(f.buckets for f in FEATURES if f.vocab_name == PODCAST_VOCAB)
 
 
@@ -150,6 +151,7 @@ def preprocessing_fn(inputs):
     for label in LABELS:
         outputs[label] = _dense(inputs[label], 0)
     outputs[PRIOR_IMPRESSIONS_RAW] = _dense(inputs["podcast_prior_impressions"], 0)
+    outputs[RECENT_STREAMS_RAW] = _dense(inputs["podcast_recent_streams"], 0)
     return outputs
 
 
