@@ -240,13 +240,30 @@ def sweep_chart(sweep: Dict, presets: Sequence[str], path: str, title: str) -> N
 
     rows = sweep["rows"]
     x = np.array([r["train_ads"] or r["ads_scale"] for r in rows], float)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.4))
+    rel = axes[2]
+    for p in presets:
+        if p == BASELINE:
+            continue
+        vals = [(r["ads_ap"].get(p), r["ads_ap"].get(BASELINE)) for r in rows]
+        rel.plot(x, [100 * (a["mean"] / b["mean"] - 1) if a and b else np.nan for a, b in vals], marker="o", label=p,
+                 color=f"C{list(presets).index(p)}")
+    rel.axhline(0, color="k", lw=0.8)
+    rel.set_xscale("log")
+    rel.set_xticks(x)
+    rel.set_xticklabels([f"{v:,.0f}\n(x{r['ads_scale']:g})" for v, r in zip(x, rows)], fontsize=7)
+    rel.minorticks_off()
+    rel.set_xlabel("ad impressions in the training split (ads scale)")
+    rel.set_ylabel("ads AP vs promotions_baseline at the same scale (%)")
+    rel.set_title("ads AP relative to the promotions model (same test split)", fontsize=10)
+    rel.grid(alpha=0.3)
+    rel.legend(fontsize=8)
     for ax, key, name in zip(axes, ("ads_ap", "promotions_ap"), ("ads", "promotions")):
         for p in presets:
             vals = [r[key].get(p) for r in rows]
             m = np.array([v["mean"] if v else np.nan for v in vals])
             e = np.array([v["std"] if v else 0.0 for v in vals])
-            ax.errorbar(x, m, yerr=e, marker="o", capsize=3, label=p)
+            ax.errorbar(x, m, yerr=e, marker="o", capsize=3, label=p, color=f"C{list(presets).index(p)}")
         ax.set_xscale("log")
         ax.set_xticks(x)
         ax.set_xticklabels([f"{v:,.0f}\n(x{r['ads_scale']:g})" for v, r in zip(x, rows)], fontsize=7)
