@@ -13,7 +13,7 @@ def cmd_generate(args) -> int:
     from datagen.synthetic import GeneratorConfig
 
     cfg = GeneratorConfig(seed=args.seed, days=args.days, users=args.users, podcasts=args.podcasts,
-                          impressions_per_day=args.impressions_per_day)
+                          impressions_per_day=args.impressions_per_day, ads_scale=args.ads_scale)
     t0 = time.time()
     try:
         cfg.validate()
@@ -24,6 +24,18 @@ def cmd_generate(args) -> int:
         raise UsageError(f"--out {args.out}: cannot write ({e.strerror or e})")
     print(f"wrote {summary['rows']:,} impressions to {args.out} in {time.time() - t0:.1f} s")
     return 0
+
+
+def ads_scale_type(text):
+    from datagen.world import MAX_ADS_SCALE
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= MAX_ADS_SCALE:
+        raise argparse.ArgumentTypeError(f"--ads-scale must be a number in (0, {MAX_ADS_SCALE:g}], got {text!r}")
+    return value
 
 
 def tabs(text):
@@ -64,6 +76,9 @@ def add_parsers(sub) -> None:
                        ("impressions_per_day", "--impressions-per-day")):
         g.add_argument(flag, type=positive(flag), default=default(GeneratorConfig, name),
                        help=f"{name.replace('_', ' ')} (default %(default)s)")
+    g.add_argument("--ads-scale", type=ads_scale_type, default=default(GeneratorConfig, "ads_scale"),
+                   help="logged ad volume x this; the world and the logged promotions unchanged (default %(default)s: "
+                        "the default world exactly)")
     g.set_defaults(func=cmd_generate)
 
     k = sub.add_parser("convert-kuairand", help="convert KuaiRand-Pure logs to this project's log format")

@@ -153,6 +153,26 @@ POPULARITY_BUCKETS: Tuple[Tuple[str, int], ...] = (
 )
 
 
+# Listening-volume buckets (the seed's "recent listening volume"): streams of the podcast in the 7 days
+# before the impression (`podcast_recent_streams`: streams of strictly earlier impressions, no
+# look-ahead; core.logs.add_popularity). (name, lower bound inclusive).
+LISTENING_BUCKETS: Tuple[Tuple[str, int], ...] = (
+    ("L0_no_streams_7d", 0),
+    ("L1_1_4_streams_7d", 1),
+    ("L2_5_19_streams_7d", 5),
+    ("L3_20plus_streams_7d", 20),
+)
+
+
+def listening_bucket(recent_streams: int) -> str:
+    """Bucket name for a podcast with `recent_streams` streams in the 7 days before the impression."""
+    name = LISTENING_BUCKETS[0][0]
+    for bucket, lower in LISTENING_BUCKETS:
+        if recent_streams >= lower:
+            name = bucket
+    return name
+
+
 def popularity_bucket(prior_impressions: int) -> str:
     """Bucket name for a podcast with `prior_impressions` earlier impressions."""
     name = POPULARITY_BUCKETS[0][0]

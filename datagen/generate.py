@@ -1,7 +1,6 @@
 """`podcast-mtl generate`: synthetic logs written to a folder, with the summary printed."""
 from __future__ import annotations
 
-import dataclasses
 from typing import Dict
 
 from core.logs import check_replaceable, read_manifest, write_logs
@@ -19,7 +18,7 @@ def generate_logs(cfg: GeneratorConfig, out_dir: str, verbose: bool = True, over
     world = World(cfg)
     df = generate(cfg, world)
     summary = summarize(df, world)
-    manifest = {"generator": "synthetic", "world_version": WORLD_VERSION, "config": dataclasses.asdict(cfg),
+    manifest = {"generator": "synthetic", "world_version": WORLD_VERSION, "config": cfg.manifest_config(),
                 "summary": summary}
     write_logs(df, out_dir, manifest, with_truth=True, overwrite=overwrite)
     if verbose:
@@ -33,7 +32,7 @@ def ensure_logs(cfg: GeneratorConfig, out_dir: str, verbose: bool = True) -> Dic
     Reusing them keeps file fingerprints stable, so the pipeline's ExampleGen cache stays valid.
     """
     manifest = read_manifest(out_dir)
-    same = manifest and manifest.get("config") == dataclasses.asdict(cfg)
+    same = manifest and manifest.get("config") == cfg.manifest_config()
     if same and manifest.get("world_version") == WORLD_VERSION:
         if verbose:
             print(f"reusing synthetic logs in {out_dir} (same generator config)", flush=True)

@@ -49,7 +49,6 @@ def generate(cfg: GeneratorConfig, world: Optional[World] = None) -> pd.DataFram
 
     pod = np.empty(n, dtype=np.int64)
     creative = np.full(n, -1, dtype=np.int64)
-    planned = world.campaign_daily_budget / world.campaign_bid  # impressions a campaign plans per day
     for d in range(cfg.days):
         # promotions: popularity, which a new podcast builds over its first weeks; featured launches pushed
         rows = np.flatnonzero((day_idx == d) & ~is_ad)
@@ -58,18 +57,9 @@ def generate(cfg: GeneratorConfig, world: Optional[World] = None) -> pd.DataFram
             cand = rng.choice(n_pod, (rows.size, N_CANDIDATES), p=w / w.sum())
             score = TARGETING * world.preference(user[rows, None], cand) + rng.gumbel(size=cand.shape)
             pod[rows] = cand[np.arange(rows.size), score.argmax(1)]
-        # ads: campaigns live that day enter in proportion to their planned impressions
         rows = np.flatnonzero((day_idx == d) & is_ad)
         if rows.size:
-            live = world.eligible_campaigns(d)
-            w = planned[live]
-            cand = live[rng.choice(live.size, (rows.size, N_AD_CANDIDATES), p=w / w.sum())]
-            score = (TARGETING * world.preference(user[rows, None], world.campaign_podcast[cand])
-                     + BID_WEIGHT * np.log(world.campaign_bid[cand]) + rng.gumbel(size=cand.shape))
-            camp = cand[np.arange(rows.size), score.argmax(1)]
-            pod[rows] = world.campaign_podcast[camp]
-            creative[rows] = world.campaign_first_creative[camp] + np.floor(
-                rng.random(rows.size) * world.campaign_n_creatives[camp]).astype(np.int64)
+            pod[rows], creative[rows] = _serve_ads(world, rng, d, user[rows])
 
     slot = np.minimum(rng.geometric(.3, n), MAX_SLOT)
     layout = rng.choice(len(LAYOUTS), n, p=[.6, .3, .1])
@@ -78,6 +68,19 @@ def generate(cfg: GeneratorConfig, world: Optional[World] = None) -> pd.DataFram
     p = world.true_probabilities(user, pod, source, hour=hour, creative=creative,
                                  promo_slot=np.where(is_ad, -1, slot), promo_layout=np.where(is_ad, -1, layout))
     labels = {k: (rng.random(n) < p[k]).astype(np.int64) for k in LABELS}
+    ids = np.array([f"i{cfg.seed}-{i}" for i in range(n)], dtype=object)
+
+    if cfg.ads_scale != 1.0:  # the logged promotions stay exactly as they are; only ad rows are added or dropped
+        cols = _scale_ads(cfg, world, WEEKLY[weekday] / WEEKLY[weekday].sum(),
+                          dict(day_idx=day_idx, hour=hour, t=t, is_ad=is_ad, user=user, pod=pod, creative=creative,
+                               slot=slot, layout=layout, promo_surface=promo_surface, ids=ids,
+                               **{"p_" + k: v for k, v in p.items()}, **{"y_" + k: v for k, v in labels.items()}))
+        day_idx, hour, t, is_ad, user, pod, creative, slot, layout, promo_surface, ids = (
+            cols[k] for k in ("day_idx", "hour", "t", "is_ad", "user", "pod", "creative", "slot", "layout",
+                              "promo_surface", "ids"))
+        p = {k: cols["p_" + k] for k in LABELS}
+        labels = {k: cols["y_" + k] for k in LABELS}
+        source = np.where(is_ad, "ads", "promotions")
 
     crs = np.where(is_ad, creative, 0)
     fmt = world.creative_format[crs]
@@ -86,7 +89,7 @@ def generate(cfg: GeneratorConfig, world: Optional[World] = None) -> pd.DataFram
     age_days = (day_idx - world.launch_day[pod]).astype(np.int64)
     episode = np.maximum(age_days, 0) // 7
     df = pd.DataFrame({
-        "impression_id": [f"i{cfg.seed}-{i}" for i in range(n)],
+        "impression_id": list(ids),
         "event_time": t.astype(np.int64),
         "source": source,
         "surface": surface,
@@ -110,3 +113,54 @@ def generate(cfg: GeneratorConfig, world: Optional[World] = None) -> pd.DataFram
         **{TRUTH_PREFIX + k: p[k] for k in LABELS},
     })
     return add_popularity(df)
+
+
+def _serve_ads(world: World, rng, day: int, users: np.ndarray):
+    """(podcast, creative) of ad impressions on `day` for `users`: an auction among the campaigns live
+    that day, entering in proportion to their planned impressions (budget / bid); creatives rotate."""
+    planned = world.campaign_daily_budget / world.campaign_bid  # impressions a campaign plans per day
+    live = world.eligible_campaigns(day)
+    w = planned[live]
+    cand = live[rng.choice(live.size, (users.size, N_AD_CANDIDATES), p=w / w.sum())]
+    score = (TARGETING * world.preference(users[:, None], world.campaign_podcast[cand])
+             + BID_WEIGHT * np.log(world.campaign_bid[cand]) + rng.gumbel(size=cand.shape))
+    camp = cand[np.arange(users.size), score.argmax(1)]
+    creative = world.campaign_first_creative[camp] + np.floor(
+        rng.random(users.size) * world.campaign_n_creatives[camp]).astype(np.int64)
+    return world.campaign_podcast[camp], creative
+
+
+def _scale_ads(cfg: GeneratorConfig, world: World, day_share: np.ndarray, cols: dict) -> dict:
+    """The logged rows with the ad volume x cfg.ads_scale; promotion rows untouched.
+
+    Below 1: each ad row is kept with probability ads_scale. Above 1: (ads_scale - 1) x the expected
+    ad volume is drawn again by the same process (day volume, hour, user by activity, auction,
+    creative rotation, outcome from the truth), from its own random stream, and appended; rows of a
+    day stay together. The extra rows' ids are `i<seed>-x<k>`.
+    """
+    rng = np.random.default_rng([cfg.seed, 2])
+    n = cols["is_ad"].size
+    if cfg.ads_scale < 1.0:
+        keep = ~cols["is_ad"] | (rng.random(n) < cfg.ads_scale)
+        return {k: v[keep] for k, v in cols.items()}
+    mean = day_share * cfg.days * cfg.impressions_per_day * cfg.ads_share * (cfg.ads_scale - 1.0)
+    day_idx = np.repeat(np.arange(cfg.days), rng.poisson(mean))
+    m = day_idx.size
+    hour = rng.choice(24, m, p=HOURLY / HOURLY.sum())
+    t = (world.start_day + day_idx) * DAY + hour * HOUR + rng.integers(0, 3600, m)
+    user = rng.choice(cfg.users, m, p=world.user_activity / world.user_activity.sum())
+    pod = np.empty(m, dtype=np.int64)
+    creative = np.empty(m, dtype=np.int64)
+    for d in range(cfg.days):
+        rows = np.flatnonzero(day_idx == d)
+        if rows.size:
+            pod[rows], creative[rows] = _serve_ads(world, rng, d, user[rows])
+    p = world.true_probabilities(user, pod, "ads", hour=hour, creative=creative)
+    extra = dict(day_idx=day_idx, hour=hour, t=t.astype(cols["t"].dtype), is_ad=np.ones(m, bool), user=user,
+                 pod=pod, creative=creative, slot=np.ones(m, np.int64), layout=np.zeros(m, np.int64),
+                 promo_surface=np.zeros(m, np.int64), ids=np.array([f"i{cfg.seed}-x{k}" for k in range(m)], object),
+                 **{"p_" + k: v for k, v in p.items()},
+                 **{"y_" + k: (rng.random(m) < p[k]).astype(np.int64) for k in LABELS})
+    out = {k: np.concatenate([cols[k], extra[k].astype(cols[k].dtype, copy=False)]) for k in cols}
+    order = np.argsort(out["day_idx"], kind="stable")
+    return {k: v[order] for k, v in out.items()}

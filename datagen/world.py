@@ -79,6 +79,7 @@ PROMO_PARTS = ("promo_slot", "promo_layout")
 
 MAX_DAYS = 3650
 MAX_ROWS = 50_000_000
+MAX_ADS_SCALE = 64.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +91,17 @@ class GeneratorConfig:
     impressions_per_day: int = 18000
     ads_share: float = 1 / 7  # promotions : ads = 6 : 1
     new_podcast_share: float = 0.5  # podcasts launched during the period
+    # Logged ad volume x this, the world (users, podcasts, campaigns, budgets, truth) and the logged
+    # promotions unchanged: 1.0 is the default world exactly; above 1 more ad impressions are drawn
+    # by the same process, below 1 a random share of them is kept (datagen.synthetic.generate).
+    ads_scale: float = 1.0
+
+    def manifest_config(self) -> dict:
+        """The config as written into a log manifest; ads_scale only when not 1 (older manifests match)."""
+        out = dataclasses.asdict(self)
+        if self.ads_scale == 1.0:
+            del out["ads_scale"]
+        return out
 
     def validate(self) -> None:
         for name in ("days", "users", "podcasts", "impressions_per_day"):
@@ -106,6 +118,12 @@ class GeneratorConfig:
             raise ValueError(f"ads share must be in (0, 1), got {self.ads_share}")
         if not 0 <= self.new_podcast_share < 1:
             raise ValueError(f"new podcast share must be in [0, 1), got {self.new_podcast_share}")
+        if not 0 < self.ads_scale <= MAX_ADS_SCALE:
+            raise ValueError(f"--ads-scale must be in (0, {MAX_ADS_SCALE:g}], got {self.ads_scale}")
+        expected = self.days * self.impressions_per_day * (1 + self.ads_share * max(self.ads_scale - 1, 0))
+        if expected > MAX_ROWS:
+            raise ValueError(f"--days x --impressions-per-day with --ads-scale {self.ads_scale:g} = about "
+                             f"{expected:,.0f} impressions; the generator writes at most {MAX_ROWS:,}")
 
 
 def sigmoid(x):

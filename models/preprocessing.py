@@ -32,6 +32,7 @@ PODCAST_VOCAB = "podcast_id"
 PRIOR_IMPRESSIONS_RAW = "prior_impressions_raw"
 PODCAST_GENRE_VOCAB = "podcast_genre"  # "podcast_id|genre" pairs of the train split
 PAIR_SEPARATOR = "|"
+RECENT_STREAMS_RAW = "recent_streams_raw"  # the podcast's 7-day streams before the impression, untransformed
 PODCAST_OOV = max(f.buckets for f in FEATURES if f.vocab_name == PODCAST_VOCAB)
 
 
@@ -192,6 +193,7 @@ def preprocessing_fn(inputs):
     for label in LABELS:
         outputs[label] = _dense(inputs[label], 0)
     outputs[PRIOR_IMPRESSIONS_RAW] = _dense(inputs["podcast_prior_impressions"], 0)
+    outputs[RECENT_STREAMS_RAW] = _dense(inputs["podcast_recent_streams"], 0)
     return outputs
 
 

@@ -29,7 +29,8 @@ every served impression is drawn from the world's truth. Design (also in docs/st
   the test, the logged promotion impressions during it, and the ad impressions of both arms
   (each counted 1 / traffic_scale, so that the counters grow at the logged rate).
 - Outcome: stream ~ Bernoulli(the world's true stream probability of the served creative).
-- Metrics per arm (overall, emerging creators, popularity bucket of the impression): requests,
+- Metrics per arm (overall, emerging creators, popularity bucket of the impression by the podcast's earlier
+  impressions, and by its streams in the 7 days before the hour, the seed's listening volume): requests,
   impressions, streams (= total streams), spend, i2s = streams / impressions, eCPS = spend /
   streams. Counts are compared per unit of budget share (treatment / share vs control / (1 -
   share)). 95% intervals and two-sided p-values from a Poisson bootstrap over users (a user in
@@ -50,19 +51,23 @@ import numpy as np
 import pandas as pd
 
 from core.days import DAY, HOUR
-from core.fields import POPULARITY_BUCKETS, popularity_bucket
+from core.fields import LISTENING_BUCKETS, POPULARITY_BUCKETS, listening_bucket, popularity_bucket
 from core.logs import RECENT_WINDOW_S
 from datagen.world import HOURLY, WEEKLY, World
 
 ARMS = ("control", "treatment")
-BUCKETS = tuple(name for name, _ in POPULARITY_BUCKETS)
-SEGMENTS = ("overall", "emerging") + BUCKETS
+BUCKETS = tuple(name for name, _ in POPULARITY_BUCKETS)  # by the podcast's earlier impressions
+# by the podcast's streams in the 7 days before the hour of the impression (the seed's "recent
+# listening volume"), as the feature store holds them (`_Counters.at`: nothing after the hour's start)
+LISTENING = tuple(name for name, _ in LISTENING_BUCKETS)
+SEGMENTS = ("overall", "emerging") + BUCKETS + LISTENING
 COUNTS = ("requests", "impressions", "streams", "spend")
 METRICS = ("impressions", "streams", "spend", "i2s", "ecps")
 METRIC_LABEL = {"requests": "requests", "impressions": "impressions", "streams": "streams (total)",
                 "spend": "spend", "i2s": "i2s", "ecps": "eCPS"}
 SHORT = {"0_new_lt10": "new\n<10", "1_tail_10_99": "tail\n10-99", "2_torso_100_999": "torso\n100-999",
-         "3_head_1000plus": "head\n1000+"}  # chart labels of the popularity buckets
+         "3_head_1000plus": "head\n1000+", "L0_no_streams_7d": "7d streams\n0", "L1_1_4_streams_7d": "7d streams\n1-4",
+         "L2_5_19_streams_7d": "7d streams\n5-19", "L3_20plus_streams_7d": "7d streams\n20+"}  # chart labels
 MICRO = 1_000_000  # budgets and prices in integer micro-units of the bid's currency
 RECENT_HOURS = RECENT_WINDOW_S // HOUR
 
@@ -283,7 +288,8 @@ def simulate(world: World, scorers: Dict[str, Scorer], cfg: ABConfig, history: O
                     stream = (day_rng.random(j.size) < truth).astype(np.int64)
                     served.append({"repeat": np.full(j.size, rep), "day": np.full(j.size, day),
                                    "arm": np.full(j.size, a), "user": users, "campaign": camp[j], "creative": crs,
-                                   "podcast": pods, "prior": prior[pods], "predicted": p[j], "true_p": truth,
+                                   "podcast": pods, "prior": prior[pods], "recent": recent[pods], "predicted": p[j],
+                                   "true_p": truth,
                                    "stream": stream, "price": price[camp[j]]})
                     hour_pods.append(pods)
                     hour_streams.append(stream)
@@ -293,11 +299,12 @@ def simulate(world: World, scorers: Dict[str, Scorer], cfg: ABConfig, history: O
             log(f"  repeat {rep + 1}/{cfg.repeats}, day {di + 1}/{cfg.days} (window day {day}): "
                 f"{req_arm.size:,} requests in {day_seconds[-1]:.1f} s")
     imps = pd.DataFrame({k: np.concatenate([s[k] for s in served]) for k in served[0]}) if served else \
-        pd.DataFrame(columns=["repeat", "day", "arm", "user", "campaign", "creative", "podcast", "prior",
+        pd.DataFrame(columns=["repeat", "day", "arm", "user", "campaign", "creative", "podcast", "prior", "recent",
                               "predicted", "true_p", "stream", "price"])
     if len(imps):
         imps["emerging"] = world.emerging_podcast[imps["podcast"].to_numpy(np.int64)]
         imps["bucket"] = [popularity_bucket(int(x)) for x in imps["prior"]]
+        imps["listening"] = [listening_bucket(int(x)) for x in imps["recent"]]
     reqs = pd.DataFrame({k: np.concatenate([r[k] for r in requests]) for k in requests[0]})
     budgets = pd.DataFrame({"campaign": np.arange(world.n_campaigns), **{arm: budget[arm] for arm in ARMS},
                             "price": price})
@@ -321,7 +328,9 @@ def _unit_table(sim: Dict):
         values = np.stack([np.ones(len(imps)), imps["stream"].to_numpy(float),
                            imps["price"].to_numpy(float) / MICRO], 1)
         bucket = imps["bucket"].to_numpy(str)
-        masks = [np.ones(len(imps), bool), imps["emerging"].to_numpy(bool)] + [bucket == b for b in BUCKETS]
+        listening = imps["listening"].to_numpy(str)
+        masks = ([np.ones(len(imps), bool), imps["emerging"].to_numpy(bool)] + [bucket == b for b in BUCKETS]
+                 + [listening == b for b in LISTENING])
         for s, m in enumerate(masks):
             for c in range(3):
                 counts[:, s, c + 1] = np.bincount(unit[m], weights=values[m, c], minlength=units.size)
@@ -432,7 +441,7 @@ def _seed_cell(seg: str, m: str) -> str:
     if seg == "overall" or seg == "emerging":
         v = SEED_RESULT[seg].get(m)
         return _pct(v) if v is not None else ""
-    if seg == BUCKETS[0] and m == "i2s":
+    if seg == LISTENING[0] and m == "i2s":
         return f"up to {_pct(SEED_RESULT['least_listened_bucket']['i2s'])} (least-listened)"
     return ""
 
@@ -474,7 +483,7 @@ def chart(report: Dict, path: str) -> None:
 
     seg = report["summary"]["segments"]
     names = list(SEGMENTS)
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    fig, axes = plt.subplots(1, 3, figsize=(19, 4.6))
     for ax, (m, title) in zip(axes, (("i2s", "impression-to-stream rate"), ("ecps", "effective cost per stream"),
                                      ("streams", "total streams"))):
         est, lo, hi = [], [], []
@@ -484,11 +493,11 @@ def chart(report: Dict, path: str) -> None:
             ci = r["ci95"] or [e, e]
             est.append(e), lo.append(e - ci[0]), hi.append(ci[1] - e)
         x = np.arange(len(names))
-        ax.bar(x, np.array(est) * 100, color=["#555"] * 2 + ["#4c72b0"] * len(BUCKETS))
+        ax.bar(x, np.array(est) * 100, color=["#555"] * 2 + ["#4c72b0"] * len(BUCKETS) + ["#55a868"] * len(LISTENING))
         ax.errorbar(x, np.array(est) * 100, yerr=np.array([lo, hi]) * 100, fmt="none", ecolor="k", capsize=4)
         seed = [SEED_RESULT.get(n, {}).get(m) for n in names]
         if m == "i2s":
-            seed[2] = SEED_RESULT["least_listened_bucket"]["i2s"]
+            seed[names.index(LISTENING[0])] = SEED_RESULT["least_listened_bucket"]["i2s"]
         sx = [xi for xi, s in zip(x, seed) if s is not None]
         ax.scatter(sx, [s * 100 for s in seed if s is not None], marker="D", color="#dd8452", zorder=3,
                    label="seed (online)")

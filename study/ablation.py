@@ -39,14 +39,15 @@ UNTUNED = "untuned"  # suffix of the rows trained with a preset's own (the seed'
 
 
 def run_ablation(data: Dict, logs: str, split, presets: Sequence[str], seeds: int, out: str,
-                 model_overrides: Optional[Dict] = None, tuning=None, progress=print) -> Dict:
+                 model_overrides: Optional[Dict] = None, tuning=None, progress=print, untuned_row: bool = True) -> Dict:
     """Trains every preset for each seed on one Transform output and scores its test split.
 
     data: {"graph": Transform graph dir, "files": {split: transformed file pattern}}, from the
     pipeline layer's run of ExampleGen .. Transform; `logs` and `split` give the oracle AP.
     With `tuning` (a TuningConfig with trials > 0), every preset is first tuned on validation AP
     with the same budget (the seed's protocol) and trained with its best values; `unified` is also
-    trained untuned (the seed's fixed recipe, 50/50 batches), as the row `unified_untuned`."""
+    trained untuned (the seed's fixed recipe, 50/50 batches), as the row `unified_untuned` (unless
+    `untuned_row` is False)."""
     import tensorflow as tf
 
     from models.config import preset
@@ -72,7 +73,7 @@ def run_ablation(data: Dict, logs: str, split, presets: Sequence[str], seeds: in
     for name in presets:
         cfg = preset(name, **(model_overrides or {}))
         if tuning is not None and tuning.trials > 0:
-            if name == "unified":
+            if name == "unified" and untuned_row:
                 variants[f"{name}_{UNTUNED}"] = cfg
             t0 = time.time()
             progress(f"tuning {name}: {tuning.trials} trials of {tuning.steps} steps ...")
@@ -102,7 +103,9 @@ def run_ablation(data: Dict, logs: str, split, presets: Sequence[str], seeds: in
                     rows = s.rows_of(source)
                     per_source[source] = {"labels": s.labels["stream"][rows],
                                           "scores": s.predictions[stream_head(model.task_rows, source)][rows],
-                                          "prior": s.prior_impressions[rows]}
+                                          "prior": s.prior_impressions[rows],
+                                          "recent": (s.recent_streams[rows] if s.recent_streams is not None
+                                                     and len(s.recent_streams) == len(s.source) else None)}
                 scored.setdefault(name, []).append(per_source)
             progress(f"[{k}/{total}] {name} seed {seed}: test AP promotions={ap['promotions']:.4f} "
                      f"ads={ap['ads']:.4f} (restored step {model.selected['step']}, {time.time() - t0:.0f} s; "
@@ -170,19 +173,24 @@ def _cold_start_chart(rows: List[Dict], path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(SOURCES), figsize=(12, 4.2))
-    for ax, source in zip(np.atleast_1d(axes), SOURCES):
-        sel = [r for r in rows if r["source"] == source]
-        x = np.arange(len(sel))
-        width = 0.8 / len(COLD_START_MODELS)
-        for i, m in enumerate(COLD_START_MODELS):
-            vals = [r["ap"].get(m) or 0.0 for r in sel]
-            ax.bar(x + i * width, vals, width, label=m)
-        ax.set_xticks(x + width * (len(COLD_START_MODELS) - 1) / 2)
-        ax.set_xticklabels([f"{r['bucket']}\n(n={r['impressions']:,})" for r in sel], fontsize=7)
-        ax.set_title(f"{source}: stream AP by podcast popularity before the impression")
-        ax.set_ylabel("AP (mean over seeds)")
-        ax.legend(fontsize=8)
+    bucketings = [b for b in tables.BUCKETINGS if any(r.get("bucketing", "earlier_impressions") == b for r in rows)]
+    bucketings = bucketings or ["earlier_impressions"]
+    titles = {"earlier_impressions": "podcast's earlier impressions", "recent_streams": "podcast's 7-day streams"}
+    fig, axes = plt.subplots(len(bucketings), len(SOURCES), figsize=(12, 4.2 * len(bucketings)), squeeze=False)
+    for axrow, bucketing in zip(axes, bucketings):
+        for ax, source in zip(axrow, SOURCES):
+            sel = [r for r in rows if r["source"] == source and r.get("bucketing", "earlier_impressions") == bucketing]
+            x = np.arange(len(sel))
+            width = 0.8 / len(COLD_START_MODELS)
+            for i, m in enumerate(COLD_START_MODELS):
+                vals = [r["ap"].get(m) or 0.0 for r in sel]
+                errs = [r.get("ap_std", {}).get(m) or 0.0 for r in sel]
+                ax.bar(x + i * width, vals, width, yerr=errs, capsize=2, label=m)
+            ax.set_xticks(x + width * (len(COLD_START_MODELS) - 1) / 2)
+            ax.set_xticklabels([f"{r['bucket']}\n(n={r['impressions']:,})" for r in sel], fontsize=7)
+            ax.set_title(f"{source}: stream AP by the {titles[bucketing]} before the impression", fontsize=9)
+            ax.set_ylabel("AP (mean ± std over seeds)")
+            ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

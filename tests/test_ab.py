@@ -10,8 +10,8 @@ import pytest
 
 from datagen.synthetic import generate
 from datagen.world import World
-from study.ab_simulation import (ABConfig, Candidates, SEGMENTS, check_budgets, oracle_scorer, random_scorer, run_ab,
-                           simulate, summarize)
+from study.ab_simulation import (ABConfig, Candidates, SEGMENTS, check_budgets, markdown, oracle_scorer, random_scorer,
+                                 run_ab, simulate, summarize)
 from tests.conftest import SMALL
 
 CFG = ABConfig(days=3, repeats=2, bootstrap=400)
@@ -189,3 +189,42 @@ def test_cli_model_and_world_errors(tmp_path):
     control, treatment, world = ab_models(parser.parse_args(["simulate-ab", "--root", str(root), "--data", str(logs),
                                                              "--world-seed", "5"]))
     assert (control, treatment, world.seed) == (str(baseline), str(pushed), 5)
+
+
+def test_listening_segments_partition_the_impressions(world, history):
+    from study.ab_simulation import BUCKETS, LISTENING
+
+    report = run_ab(world, {"control": random_scorer(5), "treatment": oracle_scorer}, CFG, history=history)
+    seg = report["summary"]["segments"]
+    imps = report["_sim"]["impressions"]
+    for arm in ("control", "treatment"):
+        total = seg["overall"]["arms"][arm]["impressions"]
+        assert sum(seg[b]["arms"][arm]["impressions"] for b in LISTENING) == pytest.approx(total)
+        assert sum(seg[b]["arms"][arm]["impressions"] for b in BUCKETS) == pytest.approx(total)
+    assert (imps["listening"] == "L0_no_streams_7d").sum() == (imps["recent"] == 0).sum()
+    assert LISTENING[0] in markdown(report)
+
+
+def test_counters_see_only_streams_before_the_hour(world):
+    """The A/B's 7-day streams (and so its listening buckets) on hand-made history: nothing at or after the
+    top of the hour, nothing older than 7 days."""
+    from core.days import DAY
+    from study.ab_simulation import _Counters
+
+    w = world
+    first_day = SMALL.days - 2
+    t0 = (w.start_day + first_day) * DAY
+    rows = [(5, t0 - 8 * DAY, 1, "ads"),         # older than 7 days
+            (5, t0 - 3 * DAY, 1, "promotions"),  # in the window
+            (5, t0 - 1, 1, "ads"),               # the last second before the test
+            (5, t0, 1, "promotions"),            # the test's first second: seen from hour 1 on
+            (5, t0 + 90 * 60, 1, "promotions"),  # in hour 1: seen from hour 2 on
+            (5, t0 + 30, 1, "ads")]              # a logged ad during the test: the simulation's own, ignored
+    history = pd.DataFrame(rows, columns=["pod", "event_time", "stream", "source"])
+    history["podcast_id"] = "p" + history.pop("pod").astype(str)
+    c = _Counters(w, history, first_day, 2)
+    c.start()
+    assert c.at(0)[1][5] == 2
+    assert c.at(1)[1][5] == 3
+    assert c.at(2)[1][5] == 4
+    assert int(c.at(0)[1].sum() - c.at(0)[1][5]) == 0
