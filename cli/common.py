@@ -64,16 +64,25 @@ def seed_type(name: str = "--seed"):
     return int_in(name, 0, 2 ** 32, "2**32")
 
 
-def fraction(name: str):
+def number_in(name: str, low: float, high: float, low_open: bool = False, high_open: bool = False):
+    """An argparse type: a number between `low` and `high` (each bound included unless open), errors
+    naming the flag and the interval, e.g. "--traffic-scale must be a number in (0, 100]"."""
     def parse(text):
         try:
             value = float(text)
         except ValueError:
-            value = None
-        if value is None or not 0 <= value < 1:
-            raise argparse.ArgumentTypeError(f"{name} must be a number in [0, 1), got {text!r}")
+            value = float("nan")  # compares false with every bound: refused below
+        above = value > low if low_open else value >= low
+        below = value < high if high_open else value <= high
+        if not (above and below):
+            raise argparse.ArgumentTypeError(f"{name} must be a number in {'(' if low_open else '['}{low:g}, "
+                                             f"{high:g}{')' if high_open else ']'}, got {text!r}")
         return value
     return parse
+
+
+def fraction(name: str):
+    return number_in(name, 0, 1, high_open=True)
 
 
 def source_floor(text):

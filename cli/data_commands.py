@@ -5,7 +5,7 @@ import argparse
 import json
 import time
 
-from cli.common import UsageError, out_folder, positive, seed_type
+from cli.common import UsageError, number_in, out_folder, positive, seed_type
 
 
 def cmd_generate(args) -> int:
@@ -29,13 +29,7 @@ def cmd_generate(args) -> int:
 def ads_scale_type(text):
     from datagen.world import MAX_ADS_SCALE
 
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value <= MAX_ADS_SCALE:
-        raise argparse.ArgumentTypeError(f"--ads-scale must be a number in (0, {MAX_ADS_SCALE:g}], got {text!r}")
-    return value
+    return number_in("--ads-scale", 0, MAX_ADS_SCALE, low_open=True)(text)
 
 
 def tabs(text):

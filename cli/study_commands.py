@@ -8,7 +8,7 @@ import os
 import sys
 import time
 
-from cli.common import (UsageError, add_data_args, add_tuning_args, out_folder, pipeline_config, positive,
+from cli.common import (UsageError, add_data_args, add_tuning_args, number_in, out_folder, pipeline_config, positive,
                         presets_help, refuse_overlap, seed_type, writable_root)
 
 
@@ -173,16 +173,6 @@ def cmd_simulate_ab(args) -> int:
     return 0
 
 
-def _traffic_scale(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = None
-    if value is None or not 0 < value <= 100:
-        raise argparse.ArgumentTypeError(f"--traffic-scale must be a number in (0, 100], got {text!r}")
-    return value
-
-
 def add_parsers(sub) -> None:
     from models.batch_score import DEFAULT_BATCH, SIGNATURES
     from models.config import PRESETS
@@ -218,7 +208,7 @@ def add_parsers(sub) -> None:
                     help="repeats with different user splits, requests and outcomes (default %(default)s)")
     ab.add_argument("--candidates", type=positive("--candidates"), default=default(ABConfig, "candidates"),
                     help="campaigns retrieved per ad request; all their creatives are scored (default %(default)s)")
-    ab.add_argument("--traffic-scale", type=_traffic_scale, default=default(ABConfig, "traffic_scale"),
+    ab.add_argument("--traffic-scale", type=number_in("--traffic-scale", 0, 100, low_open=True), default=default(ABConfig, "traffic_scale"),
                     help="ad requests and every campaign's budget x this, so that a campaign serves several "
                          "impressions per arm and day (default %(default)s)")
     ab.add_argument("--signature", default=SIGNATURES[0], choices=SIGNATURES,
