@@ -56,8 +56,8 @@ def raw_instance(i, row):
 
 
 @pytest.fixture(scope="module")
-def transformed(tmp_path_factory):
-    """(transformed rows, TFTransformOutput) of a real tf.Transform analysis of ROWS."""
+def analysed(tmp_path_factory):
+    """(analysed rows, TFTransformOutput) of a real tf.Transform analysis of ROWS."""
     import tensorflow_transform as tft
     import tensorflow_transform.beam as tft_beam
     from google.protobuf import text_format
@@ -80,8 +80,8 @@ def transformed(tmp_path_factory):
     return rows, tft.TFTransformOutput(out)
 
 
-def test_derived_inputs_in_the_transform_graph_equal_the_reference(transformed):
-    rows, _ = transformed
+def test_derived_inputs_in_the_transform_graph_equal_the_reference(analysed):
+    rows, _ = analysed
     for row, got in zip(ROWS, rows):
         want = reference(row)
         for name in DERIVED_NAMES:
@@ -134,12 +134,12 @@ def _examples():
 
 
 @pytest.mark.parametrize("family", ENCODER_FAMILIES)
-def test_each_family_trains_and_serves_the_derived_inputs_through_both_signatures(family, transformed, tmp_path):
+def test_each_family_trains_and_serves_the_derived_inputs_through_both_signatures(family, analysed, tmp_path):
     from models.export import _to_raw, export, serving_feature_spec
     from models.model import build_model, dummy_features
     from models.preprocessing import cardinalities
 
-    rows, tft_out = transformed
+    rows, tft_out = analysed
     cfg = ModelConfig(encoder_family=family, experts=2, encoder_units=(8,), tower_units=(4,), embedding_dim=4,
                       list_embedding_dim=4, cross_layers=1)
     model = build_model(cfg, cardinalities(tft_out), cfg.tasks())
