@@ -17,6 +17,7 @@ from core.row_report import RowReport
 
 INCUMBENT_FILE = "incumbent.json"  # models.trainer.INCUMBENT_FILE (not imported: it loads TensorFlow)
 from core.split import SPLITS
+from core.tasks import TASKS, stream_head
 from evaluation.tfma_metrics import EXACT_AP_NAME
 from core.fields import SOURCES
 from pipeline.run_root import Node
@@ -207,6 +208,12 @@ def per_source_calibration(evaluation_uri: str, model_name: Optional[str] = None
                         [_value(b.get("lowerThresholdInclusive")), _value(b.get("numWeightedExamples")) or 0.0,
                          _value(b.get("totalWeightedRefinedPrediction")) or 0.0,
                          _value(b.get("totalWeightedLabel")) or 0.0] for b in buckets]
+    # TFMA computes a head's metrics on every slice: keep, per source, the head that source is judged on
+    # (the task table's stream head) when it was measured, as the gate does
+    for source, heads in out.items():
+        judged = stream_head(TASKS, source)
+        if judged in heads:
+            out[source] = {judged: heads[judged]}
     return out
 
 
