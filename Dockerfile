@@ -22,6 +22,7 @@ COPY models models
 COPY evaluation evaluation
 COPY study study
 COPY pipeline pipeline
+COPY cli cli
 RUN python -m pip install --no-cache-dir -c constraints.txt . \
  && python -c "import tfx, tensorflow_recommenders, components.temporal_example_gen.executor, models.trainer; print('tfx', tfx.__version__)"
 
