@@ -47,11 +47,13 @@ def cmd_ablate(args) -> int:
 
 
 def cmd_score(args) -> int:
+    from core.env import GRAPPLER_NOISE, filtered_stderr
     from models.batch_score import ScoreInputError, score_logs
 
     try:
-        score_logs(args.model, args.data, args.out, signature=args.signature, batch_size=args.batch_size,
-                   progress=lambda line: print(line, flush=True))
+        with filtered_stderr(GRAPPLER_NOISE):  # a quiet console: what else C++ prints is passed on
+            score_logs(args.model, args.data, args.out, signature=args.signature, batch_size=args.batch_size,
+                       progress=lambda line: print(line, flush=True))
     except ScoreInputError as e:
         raise UsageError(str(e))
     return 0

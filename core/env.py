@@ -5,6 +5,7 @@ is imported), warning filters for the pinned stack, and a quiet TensorFlow impor
 Every package of the project imports this module from its `__init__` (so TFX executors, which
 import their module by name, get it too), and so do the tests' conftest and the bench scripts.
 """
+import contextlib as _contextlib
 import os as _os
 
 _os.environ["TF_USE_LEGACY_KERAS"] = "1"
@@ -29,31 +30,49 @@ _IMPORT_NOISE = ("Unable to register cuFFT factory", "Unable to register cuDNN f
                  "WARNING: All log messages before absl::InitializeLog()")
 
 
-def import_tensorflow_quietly() -> None:
-    """Imports TensorFlow with its C++ import-time noise filtered out of stderr; every other line it
-    prints is passed on. A no-op once TensorFlow is imported."""
+# Lines Grappler prints the first time it optimizes a SavedModel's serving function: its cost
+# estimator cannot size ops whose input shapes are unknown inside the tf.Transform graph (the
+# MMoE gates' and attention's Softmax). Harmless; printed through absl, so TF_CPP_MIN_LOG_LEVEL
+# does not hide them.
+GRAPPLER_NOISE = ("op_level_cost_estimator.cc", "WARNING: All log messages before absl::InitializeLog()")
+
+
+@_contextlib.contextmanager
+def filtered_stderr(noise=_IMPORT_NOISE):
+    """Runs its block with file descriptor 2 captured; afterwards every captured line that holds
+    none of `noise` is written to stderr (in order). Catches what C++ libraries print, which
+    Python's sys.stderr does not see. A plain pass-through where stderr is no real file."""
     import sys
     import tempfile
 
-    if "tensorflow" in sys.modules:
-        return
-    _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         sys.stderr.flush()
         saved = _os.dup(2)
     except (OSError, ValueError, AttributeError):  # no real stderr (embedded, some notebooks)
-        import tensorflow  # noqa: F401
+        yield
         return
     with tempfile.TemporaryFile() as captured:
         _os.dup2(captured.fileno(), 2)
         try:
-            import tensorflow  # noqa: F401
+            yield
         finally:
             sys.stderr.flush()
             _os.dup2(saved, 2)
             _os.close(saved)
             captured.seek(0)
             for line in captured.read().decode(errors="replace").splitlines(keepends=True):
-                if not any(noise in line for noise in _IMPORT_NOISE):
+                if not any(n in line for n in noise):
                     sys.stderr.write(line)
             sys.stderr.flush()
+
+
+def import_tensorflow_quietly() -> None:
+    """Imports TensorFlow with its C++ import-time noise filtered out of stderr; every other line it
+    prints is passed on. A no-op once TensorFlow is imported."""
+    import sys
+
+    if "tensorflow" in sys.modules:
+        return
+    _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with filtered_stderr(_IMPORT_NOISE):
+        import tensorflow  # noqa: F401

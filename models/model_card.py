@@ -1,5 +1,8 @@
-"""A model card next to a pushed model: `model_card.md` (for people) and `model_card.json` (the same
-fields, for tools), written by `write_model_card(folder, card)`.
+"""A model card next to a pushed model: `<serving>/<version>.model_card.md` (for people) and
+`<serving>/<version>.model_card.json` (the same fields, for tools), written by
+`write_model_card(version_dir, card)`. Beside the version folder, not in it: a pushed version's files
+are exactly the ones the Pusher verified and recorded in its completion marker, and TF Serving
+ignores names that are not numbers.
 
 The Model Card Toolkit does not install beside the pinned stack (model-card-toolkit 2.0.0 requires
 absl-py<1.1, jsonschema<4 and tensorflow-model-analysis<0.42; constraints.txt pins absl-py 1.4.0,
@@ -12,11 +15,16 @@ the gate's decision). The fields are built from a run by `pipeline/reports.py` (
 from __future__ import annotations
 
 import json
-import os
 from typing import Dict, List, Tuple
 
 MODEL_CARD_MD = "model_card.md"
 MODEL_CARD_JSON = "model_card.json"
+
+
+def model_card_paths(version_dir: str) -> Tuple[str, str]:
+    """(`<serving>/<version>.model_card.md`, `... .json`) of the pushed version folder `version_dir`."""
+    base = version_dir.rstrip("/")
+    return f"{base}.{MODEL_CARD_MD}", f"{base}.{MODEL_CARD_JSON}"
 GROUPS = ("model_details", "model_parameters", "quantitative_analysis", "considerations")
 
 
@@ -80,15 +88,16 @@ def _strict(value):
     return value
 
 
-def write_model_card(folder: str, card: Dict) -> Tuple[str, str]:
-    """Writes `model_card.md` and `model_card.json` of `card` (a dict of GROUPS) into `folder`;
-    returns their paths. Works on any TensorFlow filesystem (gfile)."""
+def write_model_card(version_dir: str, card: Dict) -> Tuple[str, str]:
+    """Writes the `.model_card.md` and `.model_card.json` of `card` (a dict of GROUPS) beside the
+    version folder `version_dir` (`model_card_paths`); returns their paths. Works on any TensorFlow
+    filesystem (gfile)."""
     import tensorflow as tf
 
     unknown = set(card) - set(GROUPS)
     if unknown:
         raise ValueError(f"model card: unknown groups {sorted(unknown)}; expected {GROUPS}")
-    md, js = os.path.join(folder, MODEL_CARD_MD), os.path.join(folder, MODEL_CARD_JSON)
+    md, js = model_card_paths(version_dir)
     with tf.io.gfile.GFile(js, "w") as f:
         f.write(json.dumps(_strict(card), indent=1, sort_keys=True, default=str, allow_nan=False))
     with tf.io.gfile.GFile(md, "w") as f:

@@ -83,7 +83,8 @@ def gate(summary: RunSummary) -> Optional[Dict]:
     try:
         config = _eval_config(uri)
         for spec in config.metrics_specs:
-            for metric in spec.metrics:
+            # the AP gate only (the calibration band is a threshold on the same slices)
+            for metric in (m for m in spec.metrics if m.class_name == "ExactAveragePrecision"):
                 for t in metric.per_slice_thresholds:
                     for s in t.slicing_specs:
                         source = s.feature_values.get("source")

@@ -106,10 +106,10 @@ def gather(summary: RunSummary) -> Facts:
 
 
 def _model_card_path(summary: RunSummary) -> Optional[str]:
-    from models.model_card import MODEL_CARD_MD
+    from models.model_card import model_card_paths
 
-    if summary.pushed_model and os.path.exists(os.path.join(summary.pushed_model, MODEL_CARD_MD)):
-        return os.path.join(summary.pushed_model, MODEL_CARD_MD)
+    if summary.pushed_model and os.path.exists(model_card_paths(summary.pushed_model)[0]):
+        return model_card_paths(summary.pushed_model)[0]
     return None
 
 
@@ -619,7 +619,7 @@ def model_card_fields(summary: RunSummary, f: Facts) -> Dict:
 
 
 def write_pushed_model_card(summary: RunSummary, f: Facts) -> Optional[str]:
-    """model_card.md / .json in the pushed version's folder; None when nothing was pushed."""
+    """`<version>.model_card.md` / `.json` beside the pushed version's folder; None when nothing was pushed."""
     from models.model_card import write_model_card
 
     if not summary.pushed_model or not os.path.isdir(summary.pushed_model):

@@ -1,6 +1,7 @@
 """Shared fixtures: small generated logs and one small real pipeline run, reused by many tests."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -102,10 +103,16 @@ def pipeline_run(small_logs, tmp_path_factory):
     """One full local run of the real pipeline on the small logs."""
     from pipeline.local_runner import run_pipeline
 
+    from pipeline.run_root import RunRoot
+
     root = str(tmp_path_factory.mktemp("run"))
     config = small_pipeline_config(small_logs, root).replace(bulk_inference=True)  # every optional step runs
     summary = run_pipeline(config, quiet=True)
-    return {"config": config, "summary": summary, "root": root}
+    # this run's report, kept: later tests rerun the pipeline in the same root (cache, a worse model)
+    reports = tmp_path_factory.mktemp("report")
+    for path in (RunRoot(root).report_md, RunRoot(root).report_html):
+        shutil.copy(path, reports)
+    return {"config": config, "summary": summary, "root": root, "reports": str(reports)}
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

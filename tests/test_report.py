@@ -145,7 +145,9 @@ def report(pipeline_run):
     from pipeline.run_root import RunRoot
 
     root = RunRoot(pipeline_run["root"])
-    return {"root": root, "html": open(root.report_html).read(), "md": open(root.report_md).read(),
+    # the run's own report, as written at its end (pipeline_run keeps a copy: other tests rerun in that root)
+    html, md = (os.path.join(pipeline_run["reports"], os.path.basename(p)) for p in (root.report_html, root.report_md))
+    return {"root": root, "html_path": html, "html": open(html).read(), "md": open(md).read(),
             "summary": pipeline_run["summary"], "config": pipeline_run["config"]}
 
 
@@ -189,7 +191,7 @@ def test_report_html_renders_in_headless_chromium_offline(report, tmp_path):
 
     if not chromium():
         pytest.skip("chromium is not installed (apt-get install -y chromium): the page was not opened in a browser")
-    page = report["root"].report_html
+    page = report["html_path"]
     dom = dump_dom(page)
     assert headings(dom) == [h for _, h in SECTIONS]
     assert len(re.findall(r'<img src="data:image/png', dom)) >= 10
@@ -201,11 +203,16 @@ def test_report_html_renders_in_headless_chromium_offline(report, tmp_path):
 
 @pytest.mark.slow
 def test_pushed_model_has_a_model_card(report):
-    from models.model_card import MODEL_CARD_JSON, MODEL_CARD_MD
+    from components.atomic_pusher.executor import tree_digest
+    from models.model_card import MODEL_CARD_JSON, MODEL_CARD_MD, model_card_paths
 
     s = report["summary"]
     assert s.pushed_model, s.not_pushed_reason
-    card = json.load(open(os.path.join(s.pushed_model, MODEL_CARD_JSON)))
+    md, js = model_card_paths(s.pushed_model)
+    assert md == s.pushed_model + "." + MODEL_CARD_MD and js == s.pushed_model + "." + MODEL_CARD_JSON
+    # beside the version, not in it: the version holds exactly the files the Pusher verified
+    assert not set(tree_digest(s.pushed_model)) & {MODEL_CARD_MD, MODEL_CARD_JSON}
+    card = json.load(open(js))
     d, p, q, c = (card[g] for g in ("model_details", "model_parameters", "quantitative_analysis", "considerations"))
     assert d["version"] == os.path.basename(s.pushed_model) and re.match(r"(git [0-9a-f]{40}|podcast-mtl )", d["code_version"])
     assert set(d["signatures"]) == {"serving_default", "serving_raw"}
@@ -215,8 +222,8 @@ def test_pushed_model_has_a_model_card(report):
     assert any(r["bucket"] != "all" for r in q["slices"]) and q["calibration_note"]
     assert c["blessed"] is True and c["baseline"].startswith(s.baseline["kind"])
     assert {r["source"] for r in c["gate"]} == set(SOURCES)
-    assert "## Quantitative analysis" in open(os.path.join(s.pushed_model, MODEL_CARD_MD)).read()
-    assert os.path.join(s.pushed_model, MODEL_CARD_MD) in report["md"]
+    assert "## Quantitative analysis" in open(md).read()
+    assert md in report["md"]
 
 
 @pytest.mark.slow

@@ -106,12 +106,12 @@ def _bad_copy(small_logs, tmp_path, change):
     (lambda t: t.drop(["podcast_id"]), "field 'podcast_id' is missing"),
     (lambda t: t.set_column(t.schema.get_field_index("event_time"), "event_time",
                             pa.array([str(v) for v in t.column("event_time").to_pylist()])),
-     "field 'event_time' has type string, expected integer"),
+     "field 'event_time' has type string, expected int64 (strings are not parsed as numbers)"),
     (lambda t: t.set_column(t.schema.get_field_index("user_history"), "user_history",
-                            pa.array(["p1"] * t.num_rows)), "field 'user_history' has type string, expected a list"),
+                            pa.array(["p1"] * t.num_rows)), "field 'user_history' has type string, expected list"),
     (lambda t: t.set_column(t.schema.get_field_index("source"), "source",
                             pa.array([None] + t.column("source").to_pylist()[1:], pa.string())),
-     "field 'source' is null in 1 rows"),
+     "1 rows: null in field 'source'"),
 ])
 def test_score_names_the_file_and_field_of_a_bad_input(pushed, small_logs, tmp_path, change, message):
     from models.batch_score import ScoreInputError, score_logs
