@@ -84,6 +84,29 @@ def config_from_env(env: Optional[Mapping[str, str]] = None) -> PipelineConfig:
     return config
 
 
+def _component_scoped_driver():
+    """TFX's legacy BaseDriver (the one Airflow's launchers use) with output artifacts named
+    `<component id>.<output key>:<run id>` instead of `<output key>:<run id>`.
+
+    MLMD keeps artifact names unique per type: with TFX's names the Trainer's and baseline_trainer's
+    `model` of one run are both `model:<run id>`, and the second is refused (`AlreadyExistsError:
+    Given node already exists`, measured on MariaDB). The IR-based runners (local, Vertex) name
+    artifacts themselves and do not use drivers."""
+    from tfx.dsl.components.base import base_driver
+
+    class ComponentScopedNames(base_driver.BaseDriver):
+        def _prepare_output_artifacts(self, input_artifacts, output_dict, exec_properties, execution_id,
+                                      pipeline_info, component_info):
+            result = super()._prepare_output_artifacts(input_artifacts, output_dict, exec_properties, execution_id,
+                                                       pipeline_info, component_info)
+            for artifacts in result.values():
+                for artifact in artifacts:
+                    artifact.name = f"{component_info.component_id}.{artifact.name}"
+            return result
+
+    return base_driver.BaseDriver, ComponentScopedNames
+
+
 def build_dag(env: Optional[Mapping[str, str]] = None):
     from tfx.orchestration.airflow.airflow_dag_runner import AirflowDagRunner, AirflowPipelineConfig
 
@@ -91,8 +114,12 @@ def build_dag(env: Optional[Mapping[str, str]] = None):
     config = config_from_env(env)
     airflow_config = {"schedule": env.get("PODCAST_MTL_SCHEDULE", "@daily"),
                       "start_date": datetime.datetime(2026, 1, 1), "catchup": False, "max_active_runs": 1}
-    return AirflowDagRunner(AirflowPipelineConfig(airflow_dag_config=airflow_config)).run(
-        create_pipeline(config, metadata_from_env(config.metadata, env)))
+    pipeline = create_pipeline(config, metadata_from_env(config.metadata, env))
+    plain, scoped = _component_scoped_driver()
+    for component in pipeline.components:
+        if getattr(component, "driver_class", None) is plain:  # custom drivers (ExampleGen, resolvers) keep theirs
+            component.driver_class = scoped
+    return AirflowDagRunner(AirflowPipelineConfig(airflow_dag_config=airflow_config)).run(pipeline)
 
 
 if os.environ.get("PODCAST_MTL_DATA"):  # Airflow's DagBag finds the DAG object at module level
