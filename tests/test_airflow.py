@@ -159,9 +159,8 @@ def _of(lineage, component, run):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(os.environ.get("PODCAST_MTL_AIRFLOW_E2E") != "1",
-                    reason="three Airflow runs of the whole DAG (about 15 minutes on a quiet 2-core machine, not "
-                           "yet completed here): set PODCAST_MTL_AIRFLOW_E2E=1 to run it")
+@pytest.mark.skipif(os.environ.get("PODCAST_MTL_AIRFLOW_E2E") == "0",
+                    reason="PODCAST_MTL_AIRFLOW_E2E=0: the three Airflow runs of the whole DAG are skipped")
 def test_airflow_runs_the_dag_on_two_days_then_stops_a_corrupted_day_with_mlmd_on_mariadb(
         airflow_python, small_logs, mariadb, tmp_path):
     """Airflow's own `airflow dags test` (every task of the DAG, in order, as Airflow runs them) for
@@ -235,7 +234,15 @@ def test_airflow_runs_the_dag_on_two_days_then_stops_a_corrupted_day_with_mlmd_o
     r3, (run3,) = run_day("2026-01-04")
     lineage = _lineage(mariadb)
     gate = _of(lineage, "ValidationGate", run3)
-    assert gate and not gate["outputs"].get("validated_schema"), r3.stdout[-3000:] + r3.stderr[-3000:]
+    assert gate, r3.stdout[-3000:] + r3.stderr[-3000:]
+    # TFX's Airflow launcher registers a task's outputs when it starts: the failed gate's schema stays
+    # pending, never published, and the execution never completes
+    from ml_metadata.proto import metadata_store_pb2
+    for schema in gate["outputs"].get("validated_schema", []):
+        assert schema.state != metadata_store_pb2.Artifact.LIVE
+        assert "state" not in schema.custom_properties or schema.custom_properties["state"].string_value != "published"
+    assert gate["state"] != metadata_store_pb2.Execution.COMPLETE
+    assert "field 'source' not one of" in r3.stdout + r3.stderr
     assert _of(lineage, "Transform", run3) is None and _of(lineage, "Pusher", run3) is None
     assert sorted(os.listdir(serving)) == served_before_day3
     # the MySQL-backed MLMD holds the lineage of every day
