@@ -27,6 +27,11 @@ def tensorboard_dir(working_dir: str) -> str:
     return os.path.join(working_dir, "tensorboard")
 
 
+def trial_number(trial_id) -> str:
+    """A trial as the console numbers it, from 1 (KerasTuner's ids count from 0)."""
+    return str(int(trial_id) + 1) if str(trial_id).isdigit() else str(trial_id)
+
+
 def read_trials(folder: str) -> List[Dict]:
     """The trials written by `CondensedTunerOutput` into `folder` (a `tensorboard_dir`); [] if none."""
     path = os.path.join(folder, TRIALS_FILE)
@@ -54,7 +59,7 @@ class CondensedTunerOutput:
         t = best[0]
         where = f"; trials in TensorBoard: {self.tensorboard_dir}" if self.tensorboard_dir else ""
         score = "n/a" if t.score is None else f"{t.score:.4f}"
-        print(f"tuning: best trial {t.trial_id} of {len(self.oracle.trials)}, score {score}: "
+        print(f"tuning: best trial {trial_number(t.trial_id)} of {len(self.oracle.trials)}, score {score}: "
               f"{json.dumps(t.hyperparameters.values)}{where}", flush=True)
 
     def on_trial_end(self, trial):

@@ -24,6 +24,7 @@ import re
 from typing import Callable, Dict, List, Optional
 
 from core.fields import SOURCES
+from models.tuning_log import trial_number
 from pipeline import report_facts as facts
 from pipeline.run_root import Node, RunRoot
 from pipeline.run_summary import RunSummary
@@ -193,7 +194,7 @@ def tuning_table(f: Facts) -> Table:
     rows = []
     for t in f.tuning["trials"]:
         is_best = bool(best) and all(t["values"].get(k) == v for k, v in best.items() if k in t["values"])
-        rows.append([t["trial"] + (" (best)" if is_best else ""), _f(t.get("score"))]
+        rows.append([trial_number(t["trial"]) + (" (best)" if is_best else ""), _f(t.get("score"))]
                     + [str(t["values"].get(k, "-")) for k in names]
                     + [_f((t.get("eval_ap") or {}).get(s)) for s in SOURCES]
                     + [_pct(((t.get("relative_ap") or {}).get(s) or 0) - 1 if (t.get("relative_ap") or {}).get(s)
