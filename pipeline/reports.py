@@ -109,9 +109,8 @@ def gather(summary: RunSummary) -> Facts:
 def _model_card_path(summary: RunSummary) -> Optional[str]:
     from models.model_card import model_card_paths
 
-    if summary.pushed_model and os.path.exists(model_card_paths(summary.pushed_model)[0]):
-        return model_card_paths(summary.pushed_model)[0]
-    return None
+    md = model_card_paths(summary.pushed_model)[0] if summary.pushed_model else None
+    return md if md and os.path.exists(md) else None
 
 
 # ------------------------------------------------------------------ formatting helpers
