@@ -73,6 +73,10 @@ class ModelConfig:
     target_interactions: bool = True
     derived_inputs: bool = True  # False: the Transform-derived inputs are left out (the seed's inputs)
     cross_layers: int = 0  # DCN-v2 cross layers (tfrs.layers.dcn.Cross) on the encoder's input
+    # DLRM's dot interaction (tfrs.layers.feature_interaction.DotInteraction): every pairwise dot
+    # product of the categorical embeddings (user x candidate podcast among them) as encoder inputs;
+    # podcast-table embeddings are projected to embedding_dim when list_embedding_dim differs
+    dot_interaction: bool = False
     embedding_l2: float = 0.0  # L2 penalty on embedding rows used in a batch
     # optimisation; training length is in steps (batches), so variants do equal work
     learning_rate: float = 1e-3

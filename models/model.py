@@ -5,7 +5,9 @@ numeric and Transform-derived inputs (core.fields.DERIVED: the candidate in the 
 follows, the history's share of the candidate's genre), and with `target_interactions` the
 candidate podcast's embedding against the history and follows embeddings: masked mean and max of
 their dot products, and DIN-style target attention over the history (keras Attention, the
-candidate as query); optionally DCN-v2 cross layers (`tfrs.layers.dcn.Cross`) on that input.
+candidate as query); optionally DLRM's pairwise dot products of all categorical embeddings
+(`tfrs.layers.feature_interaction.DotInteraction`) and DCN-v2 cross layers (`tfrs.layers.dcn.Cross`)
+on that input.
 Encoder families (`ModelConfig.encoder_family`): shared-bottom (one MLP under every head), MMoE
 (experts with a softmax gate per head) and PLE (one CGC level: shared experts plus each head's
 own, a gate per head over both). A head's gate and own experts feed only that head, so the mask
@@ -54,6 +56,11 @@ class MultiTaskModel(tfrs.Model):
 
         self.family = cfg.encoder_family
         self.crosses = [tfrs.layers.dcn.Cross(name=f"cross_{i}") for i in range(cfg.cross_layers)]
+        self.dots = tfrs.layers.feature_interaction.DotInteraction(name="dot_interaction") \
+            if cfg.dot_interaction else None
+        # DotInteraction needs one width: podcast-table embeddings projected when theirs differs
+        self.dot_projection = tf.keras.layers.Dense(cfg.embedding_dim, use_bias=False, name="dot_projection") \
+            if cfg.dot_interaction and cfg.list_embedding_dim != cfg.embedding_dim else None
         self.attention = tf.keras.layers.Attention(use_scale=True, name="target_attention") \
             if cfg.target_interactions else None
         if self.family == SHARED_BOTTOM:
@@ -89,6 +96,11 @@ class MultiTaskModel(tfrs.Model):
                 lists[name] = (emb, present)
                 emb = tf.reduce_sum(emb * present, axis=1) / tf.maximum(tf.reduce_sum(present, axis=1), 1.0)
             parts.append(emb)
+        if self.dots is not None:  # pairwise dots of the (pooled) categorical embeddings, DLRM-style
+            tables = [table for _, table in CATEGORICAL_INPUTS]
+            same = [p if self.dot_projection is None or t != PODCAST_VOCAB else self.dot_projection(p)
+                    for p, t in zip(parts, tables)]
+            parts.append(self.dots(same))
         numeric = NUMERIC_INPUTS if self.cfg.derived_inputs else tuple(n for n in NUMERIC_INPUTS
                                                                           if n not in DERIVED_NAMES)
         parts.append(tf.stack([tf.cast(features[n], tf.float32) for n in numeric], axis=-1))

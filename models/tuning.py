@@ -7,7 +7,7 @@ with the natural source mix):
   (the seed's 50/50) to 1 (the natural mix); only for models trained on both sources;
 - `learning_rate`, `embedding_dim`, `list_embedding_dim`, `encoder_units`, `dropout`;
 - the encoder family (`encoder_family`: shared-bottom, MMoE, PLE) and the interaction options
-  (`target_interactions`, `cross_layers`), and `embedding_l2`.
+  (`target_interactions`, `dot_interaction`, `cross_layers`), and `embedding_l2`.
 The search is KerasTuner's Bayesian optimisation (a Gaussian-process oracle) after its starting
 points; every trial is reported (values, eval AP per source, score, restored step, seconds).
 The objective is `models.selection.tuning_score`: eval stream AP per source relative to a
@@ -50,6 +50,7 @@ def search_space(cfg: ModelConfig) -> keras_tuner.HyperParameters:
     hp.Choice("encoder_family", list(ENCODER_FAMILIES), default=EncoderFamily(cfg.encoder_family).value)
     hp.Boolean("target_interactions", default=cfg.target_interactions)
     hp.Choice("cross_layers", sorted({0, 1, 2, cfg.cross_layers}), default=cfg.cross_layers)
+    hp.Boolean("dot_interaction", default=cfg.dot_interaction)
     hp.Choice("embedding_l2", sorted({0.0, 1e-6, 1e-5, cfg.embedding_l2}), default=cfg.embedding_l2)
     return hp
 

@@ -140,8 +140,9 @@ def test_each_family_trains_and_serves_the_derived_inputs_through_both_signature
     from models.preprocessing import cardinalities
 
     rows, tft_out = analysed
+    # DLRM dot interaction on; with PLE the podcast table is wider, so its embeddings are projected
     cfg = ModelConfig(encoder_family=family, experts=2, encoder_units=(8,), tower_units=(4,), embedding_dim=4,
-                      list_embedding_dim=4, cross_layers=1)
+                      list_embedding_dim=6 if family == "ple" else 4, cross_layers=1, dot_interaction=True)
     model = build_model(cfg, cardinalities(tft_out), cfg.tasks())
     model(dummy_features(), training=False)
     spec = tft_out.transformed_feature_spec()

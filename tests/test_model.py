@@ -67,7 +67,7 @@ def _head_only_weights(model, head):
 
 @pytest.mark.parametrize("family", ENCODER_FAMILIES)
 def test_masked_examples_give_zero_gradient_to_the_masked_head_in_every_family(family):
-    cfg = SMALL.replace(encoder_family=family, experts=2, task_experts=1, cross_layers=1)
+    cfg = SMALL.replace(encoder_family=family, experts=2, task_experts=1, cross_layers=1, dot_interaction=True)
     model = build_model(cfg, CARD, cfg.tasks())
     ads_only = batch([ADS] * 32)
     model(ads_only)
@@ -189,10 +189,11 @@ def test_tuner_searches_the_families_and_interactions_and_its_best_values_reach_
     assert set(hp.get_config()["space"][[p["config"]["name"] for p in hp.get_config()["space"]].index(
         "encoder_family")]["config"]["values"]) == set(ENCODER_FAMILIES)
     names = {p["config"]["name"] for p in hp.get_config()["space"]}
-    assert {"encoder_family", "target_interactions", "cross_layers", "embedding_l2"} <= names
-    best = {"encoder_family": "ple", "target_interactions": False, "cross_layers": 1, "encoder_units": "128,64"}
+    assert {"encoder_family", "target_interactions", "dot_interaction", "cross_layers", "embedding_l2"} <= names
+    best = {"encoder_family": "ple", "target_interactions": False, "cross_layers": 1, "encoder_units": "128,64",
+            "dot_interaction": True}
     custom = {MODEL_CONFIG_KEY: preset("unified").to_json()}
     cfg = config_from_custom(custom, train_steps=50, hyperparameters={"values": best})
-    assert (cfg.encoder_family, cfg.target_interactions, cfg.cross_layers, cfg.encoder_units) == \
-        ("ple", False, 1, (128, 64))
+    assert (cfg.encoder_family, cfg.target_interactions, cfg.cross_layers, cfg.encoder_units, cfg.dot_interaction) \
+        == ("ple", False, 1, (128, 64), True)
     assert ModelConfig.from_json(cfg.to_json()) == cfg and json.loads(cfg.to_json())["encoder_family"] == "ple"
