@@ -75,3 +75,70 @@ def test_empty_slice_is_nan_and_bad_label_raises():
     assert np.isnan(list(_combine(c.combiner, []).values())[0])
     with pytest.raises(ValueError, match="0 or 1"):
         _combine(c.combiner, _inputs([1, 2], [0.5, 0.4]))
+
+
+@pytest.mark.parametrize("model_names", [("",), ("candidate", "baseline")])
+@pytest.mark.parametrize("name", ["Calibration", "MeanLabel", "MeanPrediction", "CalibrationPlot"])
+def test_fast_calibration_metrics_equal_tfma_own(name, model_names):
+    """evaluation.tfma_metrics' Calibration / MeanLabel / MeanPrediction / CalibrationPlot read a binary
+    head directly; every combiner output and derived value equals TFMA's own class on the same rows."""
+    import tensorflow_model_analysis as tfma
+    from tensorflow_model_analysis.metrics import calibration as tfma_calibration
+
+    from evaluation import tfma_metrics
+
+    rng = np.random.default_rng(1)
+    y = (rng.random(3000) < 0.06).astype(np.int64)
+    p = np.clip(rng.random(3000) * 0.3 + 0.4 * y, 0, 1).astype(np.float32)
+    config = make_eval_config(TASKS, {"promotions": 0.1, "ads": 0.1}, 0.01)
+    kwargs = {"num_buckets": 10} if name == "CalibrationPlot" else {}
+    ours, theirs = getattr(tfma_metrics, name)(**kwargs), getattr(tfma, "metrics").__dict__[name](**kwargs)
+    for model in model_names:
+        args = dict(eval_config=config, model_names=[model], output_names=["promo_stream"])
+        fast, slow = ours.computations(**args), theirs.computations(**args)
+        assert [type(c) for c in fast] == [type(c) for c in slow]
+        fast_combiners = [c.combiner for c in fast if isinstance(c, metric_types.MetricComputation)]
+        assert fast_combiners and all(type(c).__module__ == tfma_metrics.__name__ for c in fast_combiners)
+        results = []
+        for computations in (fast, slow):
+            values = {}
+            for c in computations:
+                if isinstance(c, metric_types.MetricComputation):
+                    values.update(_combine(c.combiner, _inputs(y, p, model_names)))
+            for c in computations:
+                if isinstance(c, metric_types.DerivedMetricComputation):
+                    values.update(c.result(values))
+            results.append(values)
+        fast_values, slow_values = results
+        assert fast_values.keys() == slow_values.keys()
+        for key, value in slow_values.items():
+            if isinstance(value, tfma_calibration._WeightedLabelsPredictionsExamples):
+                got = fast_values[key]
+                assert (got.total_weighted_labels, got.total_weighted_examples) == \
+                    (value.total_weighted_labels, value.total_weighted_examples)
+                assert got.total_weighted_predictions == pytest.approx(value.total_weighted_predictions, rel=1e-9)
+            elif isinstance(value, list):  # histogram buckets
+                assert [b.bucket_id for b in fast_values[key]] == [b.bucket_id for b in value]
+                for a, b in zip(fast_values[key], value):
+                    assert (a.weighted_labels, a.weighted_examples) == (b.weighted_labels, b.weighted_examples)
+                    assert a.weighted_predictions == pytest.approx(b.weighted_predictions, rel=1e-9)
+            elif isinstance(value, float):
+                assert fast_values[key] == pytest.approx(value, rel=1e-9)
+            else:  # a plot proto
+                assert _close_protos(fast_values[key], value)
+    assert sum(y) > 0
+
+
+def _close_protos(a, b) -> bool:
+    from google.protobuf import json_format
+    return _close(json_format.MessageToDict(a), json_format.MessageToDict(b))
+
+
+def _close(a, b) -> bool:
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_close(x, z) for x, z in zip(a, b))
+    if isinstance(a, float) or isinstance(b, float):
+        return abs(float(a) - float(b)) <= 1e-9 * max(1.0, abs(float(b)))
+    return a == b
