@@ -44,7 +44,6 @@ def main(argv=None) -> int:
     ap.add_argument("--beam-arg", action="append", default=[], help="extra Beam pipeline argument")
     args = ap.parse_args(argv)
 
-    from tfx import types
     from tfx.components.evaluator.executor import Executor
     from tfx.types import standard_artifacts
     from tfx.utils import proto_utils
