@@ -7,7 +7,7 @@ test split, the Trainer's model and `baseline_trainer`'s model, with the eval co
 builds today (`evaluation.eval_config.make_eval_config` from the run's model config), writing to
 a temporary folder (the run root is only read). Prints wall seconds, process CPU seconds, the
 test split's example count, and each source's exact stream AP for both models, so two configs
-can be compared on the same numbers. Measured figures: docs/performance.md.
+can be compared on the same numbers. Measured figures: docs/results/performance.md.
 """
 import argparse
 import cProfile

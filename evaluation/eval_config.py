@@ -51,11 +51,11 @@ def _band(source: str, band: Tuple[float, float]) -> tfma.PerSliceMetricThreshol
 
 def calibration_metrics(sources: Sequence[str], band: Optional[Tuple[float, float]]) -> list:
     """TFMA's calibration metrics of one stream head; `band` gates `Calibration` on `sources`."""
-    return [tfma.MetricConfig(class_name="Calibration", module=FAST,
+    return [tfma.MetricConfig(class_name="FastCalibration", module=FAST,
                               per_slice_thresholds=[_band(s, band) for s in sources] if band else []),
-            tfma.MetricConfig(class_name="MeanPrediction", module=FAST),
-            tfma.MetricConfig(class_name="MeanLabel", module=FAST),
-            tfma.MetricConfig(class_name="CalibrationPlot", module=FAST,
+            tfma.MetricConfig(class_name="FastMeanPrediction", module=FAST),
+            tfma.MetricConfig(class_name="FastMeanLabel", module=FAST),
+            tfma.MetricConfig(class_name="FastCalibrationPlot", module=FAST,
                               config=f'"num_buckets": {CALIBRATION_BUCKETS}')]
 
 
@@ -80,7 +80,7 @@ def make_eval_config(tasks: Sequence[Task], floors: Dict[str, float], tolerance:
         if t.name in gated:  # a stream head: calibration on the sources it is judged on
             metrics += calibration_metrics(gated[t.name], calibration_band)
         else:
-            metrics.append(tfma.MetricConfig(class_name="MeanLabel", module=FAST))
+            metrics.append(tfma.MetricConfig(class_name="FastMeanLabel", module=FAST))
         specs.append(tfma.MetricsSpec(output_names=[t.name], metrics=metrics))
     specs.append(tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name="ExampleCount")]))  # per slice
     return tfma.EvalConfig(

@@ -153,7 +153,8 @@ class _ExactAPCombiner(beam.CombineFn):
 # `MeanPrediction` combiner (46%) and `CalibrationPlot`'s histogram combiner (21%), for one label and
 # one prediction a head. The classes below are TFMA's own metrics (names, keys, thresholds, derived
 # computations and outputs unchanged) whose combiners read a binary head's two numbers directly and
-# hand every other shape of input to TFMA's code; the eval config names them by this module.
+# hand every other shape of input to TFMA's code; the eval config names them by this module. Their
+# class names differ from TFMA's: TFMA resolves a registered class name before a config's module.
 
 
 class _FastSums(tfma_calibration._WeightedLabelsPredictionsExamplesCombiner):
@@ -210,21 +211,21 @@ def _fast_combiners(computations: metric_types.MetricComputations) -> metric_typ
     return out
 
 
-class Calibration(tfma_calibration.Calibration):
+class FastCalibration(tfma_calibration.Calibration):
     def computations(self, *args, **kwargs):
         return _fast_combiners(super().computations(*args, **kwargs))
 
 
-class MeanLabel(tfma_calibration.MeanLabel):
+class FastMeanLabel(tfma_calibration.MeanLabel):
     def computations(self, *args, **kwargs):
         return _fast_combiners(super().computations(*args, **kwargs))
 
 
-class MeanPrediction(tfma_calibration.MeanPrediction):
+class FastMeanPrediction(tfma_calibration.MeanPrediction):
     def computations(self, *args, **kwargs):
         return _fast_combiners(super().computations(*args, **kwargs))
 
 
-class CalibrationPlot(tfma_calibration_plot.CalibrationPlot):
+class FastCalibrationPlot(tfma_calibration_plot.CalibrationPlot):
     def computations(self, *args, **kwargs):
         return _fast_combiners(super().computations(*args, **kwargs))

@@ -92,13 +92,14 @@ def test_fast_calibration_metrics_equal_tfma_own(name, model_names):
     p = np.clip(rng.random(3000) * 0.3 + 0.4 * y, 0, 1).astype(np.float32)
     config = make_eval_config(TASKS, {"promotions": 0.1, "ads": 0.1}, 0.01)
     kwargs = {"num_buckets": 10} if name == "CalibrationPlot" else {}
-    ours, theirs = getattr(tfma_metrics, name)(**kwargs), getattr(tfma, "metrics").__dict__[name](**kwargs)
+    ours, theirs = getattr(tfma_metrics, "Fast" + name)(**kwargs), getattr(tfma, "metrics").__dict__[name](**kwargs)
     for model in model_names:
         args = dict(eval_config=config, model_names=[model], output_names=["promo_stream"])
         fast, slow = ours.computations(**args), theirs.computations(**args)
         assert [type(c) for c in fast] == [type(c) for c in slow]
         fast_combiners = [c.combiner for c in fast if isinstance(c, metric_types.MetricComputation)]
-        assert fast_combiners and all(type(c).__module__ == tfma_metrics.__name__ for c in fast_combiners)
+        assert fast_combiners and all(type(c).__module__ == tfma_metrics.__name__ and c._direct
+                                      for c in fast_combiners)
         results = []
         for computations in (fast, slow):
             values = {}
@@ -142,3 +143,31 @@ def _close(a, b) -> bool:
     if isinstance(a, float) or isinstance(b, float):
         return abs(float(a) - float(b)) <= 1e-9 * max(1.0, abs(float(b)))
     return a == b
+
+
+def test_the_eval_config_resolves_to_the_fast_combiners_and_they_read_directly(monkeypatch):
+    """Through TFMA's own resolution of the eval config (a registered class name would win over the
+    config's module): every calibration combiner is ours, and on binary heads TFMA's general read is
+    never called."""
+    from tensorflow_model_analysis.metrics import metric_specs, metric_util
+
+    from evaluation import tfma_metrics
+
+    config = make_eval_config(TASKS, {"promotions": 0.1, "ads": 0.1}, 0.01, calibration_band=(0.8, 1.25))
+    computations = [c for c in metric_specs.to_computations(config.metrics_specs, eval_config=config)
+                    if isinstance(c, metric_types.MetricComputation)]
+    kinds = {type(c.combiner) for c in computations}
+    assert {tfma_metrics._FastSums, tfma_metrics._FastHistogram, tfma_metrics._ExactAPCombiner} <= kinds
+    assert not any(k.__module__.startswith("tensorflow_model_analysis.metrics.calibration") for k in kinds)
+
+    def general_read(*args, **kwargs):
+        raise AssertionError("TFMA's general read was used")
+
+    monkeypatch.setattr(metric_util, "to_label_prediction_example_weight", general_read)
+    elements = [metric_types.StandardMetricInputs(labels={t.name: np.array([1 - i % 2]) for t in TASKS},
+                                                  predictions={t.name: np.array([0.3], np.float32) for t in TASKS},
+                                                  example_weights=None) for i in range(10)]
+    for c in computations:
+        if isinstance(c.combiner, (tfma_metrics._FastSums, tfma_metrics._FastHistogram,
+                                   tfma_metrics._ExactAPCombiner)):
+            _combine(c.combiner, elements)
