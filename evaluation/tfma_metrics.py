@@ -13,6 +13,7 @@ than one value) goes through TFMA's general `to_label_prediction_example_weight`
 """
 from __future__ import annotations
 
+import threading
 from array import array
 from collections.abc import Mapping
 from typing import Dict, Iterable, Optional
@@ -82,13 +83,24 @@ def _direct_read_applies(key, eval_config, aggregation_type, class_weights, exam
             and not example_weighted and not any(s.prediction_key or s.label_key for s in specs))
 
 
+_last = threading.local()  # the last example read on this thread and its heads' pairs
+
+
 def _direct_pair(element, key):
-    """(label, prediction) of a binary head read straight from the example; None: use TFMA's path."""
-    label = _single(_lookup(element.label, key.model_name, key.output_name))
-    if label is None:
-        return None
-    pred = _single(_lookup(element.prediction, key.model_name, key.output_name))
-    return None if pred is None else (label, pred)
+    """(label, prediction) of a binary head read straight from the example; None: use TFMA's path.
+    TFMA hands one example to every combiner of a slice in turn (exact AP, calibration sums,
+    histogram, for each model and head), and `element.labels` rebuilds its dict on each access: the
+    pairs of the last example are kept (the example itself is held, so its identity is not reused)."""
+    if getattr(_last, "element", None) is not element:
+        _last.element, _last.labels, _last.predictions, _last.pairs = \
+            element, element.labels, element.predictions, {}
+    where = (key.model_name, key.output_name)
+    pair = _last.pairs.get(where, _Missing)
+    if pair is _Missing:
+        label = _single(_lookup(_last.labels, *where))
+        pred = None if label is None else _single(_lookup(_last.predictions, *where))
+        pair = _last.pairs[where] = None if pred is None else (label, pred)
+    return pair
 
 
 class _ExactAPCombiner(beam.CombineFn):
@@ -106,11 +118,10 @@ class _ExactAPCombiner(beam.CombineFn):
     def add_input(self, acc, element):
         labels, preds, weights = acc
         if self._direct and not weights:
-            label = _single(_lookup(element.label, self._key.model_name, self._key.output_name))
-            pred = _single(_lookup(element.prediction, self._key.model_name, self._key.output_name))
-            if label is not None and pred is not None:
-                labels.append(label)
-                preds.append(pred)
+            pair = _direct_pair(element, self._key)
+            if pair is not None:
+                labels.append(pair[0])
+                preds.append(pair[1])
                 return acc
         for label, prediction, weight in metric_util.to_label_prediction_example_weight(
                 element, eval_config=self._eval_config, model_name=self._key.model_name,
