@@ -21,7 +21,8 @@ from datagen.synthetic import GeneratorConfig  # noqa: E402
 # workers.) `tests/test_conftest_groups.py` checks that this list matches the fixtures used.
 SHARED_DAG_FIXTURES = {"pipeline_run", "transformed"}
 SHARED_DAG_MODULES = {"tests/test_pipeline.py", "tests/test_serving_extras.py", "tests/test_training.py",
-                      "tests/test_ab.py", "tests/reliability/test_serving.py", "tests/test_report.py"}
+                      "tests/test_ab.py", "tests/reliability/test_serving.py", "tests/test_report.py",
+                      "tests/test_study.py"}
 
 
 # Units that run longest start first, so that neither worker ends on a long one alone (xdist's own
@@ -29,9 +30,10 @@ SHARED_DAG_MODULES = {"tests/test_pipeline.py", "tests/test_serving_extras.py", 
 # alone). Seconds of each unit in a clean-clone `make test` on 2 cores with an ablation study
 # beside it (load 4-7; only the order matters); units not listed follow in xdist's order.
 LONGEST_UNITS = {
-    "shared_dag": 1800,  # the DAG run (911 s), its cached rerun and a worse model (381 s), mirrored training
+    "shared_dag": 1800,  # the DAG run (911 s), its cached rerun and a worse model (381 s), mirrored training,
+    # the ablation on its Transform output
     "tests/test_schedule.py": 1230,  # three scheduled days of the real DAG
-    "tests/test_study.py": 610,  # the tiny ablation: its own data pipeline, tuning and 3 trainings
+    "tests/test_ads_sweep.py": 240,  # two ads scales: generate, ExampleGen .. Transform, tune and train each
     "tests/test_orchestration.py": 300,  # the Vertex IR through the real KFP v2 driver
     "tests/reliability/test_runs.py": 250,  # the fault-matrix DAG runs
     "tests/test_airflow.py": 1100,  # three `airflow dags test` days of the whole DAG on MariaDB, and the DagBag

@@ -68,13 +68,21 @@ def test_cold_start_rows_and_gains():
 
 
 @pytest.mark.slow
-def test_ablate_on_tiny_data_writes_all_reports(small_logs, tmp_path):
+def test_ablation_on_the_shared_transform_output_writes_all_reports(small_logs, transformed, tmp_path):
+    """`run_ablation` (what `podcast-mtl ablate` runs after ExampleGen .. Transform) on the shared run's
+    Transform output: every preset tuned with the same budget, the untuned recipe beside them, reports
+    written. The data pipeline of `ablate` and of the sweep is run by tests/test_ads_sweep.py."""
+    from models.config import TuningConfig
+    from study.ablation import run_ablation
+    from tests.conftest import SMALL_SPLIT
+
+    _, files, graph = transformed
     out = tmp_path / "study"
-    r = run_python(["-m", "cli", "ablate", "--data", small_logs, "--out", str(out), "--seeds", "1",
-                    "--presets", "promotions_baseline,unified", "--train-steps", "20", "--test-days", "3",
-                    "--eval-days", "2", "--tune-trials", "2", "--tune-steps", "20"])
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
-    assert "tuning unified: 2 trials" in r.stdout and "[3/3] unified seed 0" in r.stdout
+    lines = []
+    run_ablation({"graph": graph, "files": files}, small_logs, SMALL_SPLIT, ["promotions_baseline", "unified"], 1,
+                 str(out), {"train_steps": 20}, tuning=TuningConfig(trials=2, steps=20), progress=lines.append)
+    text = "\n".join(lines)
+    assert "tuning unified: 2 trials" in text and "[3/3] unified seed 0" in text, text
     for name in ("ablation.json", "ablation.md", "ablation.png", "cold_start.json", "cold_start.md", "cold_start.png"):
         assert (out / name).stat().st_size > 0, name
     table = json.loads((out / "ablation.json").read_text())
