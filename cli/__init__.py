@@ -8,6 +8,7 @@ argument types and builds the pipeline's config from the arguments.
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import List, Optional
 
@@ -16,6 +17,7 @@ from cli import data_commands, pipeline_commands, study_commands
 from cli.common import Parser, UsageError
 
 __all__ = ["build_parser", "main", "UsageError"]
+BEAM_COMMANDS = {"run", "schedule", "ablate"}
 
 
 def build_parser() -> Parser:
@@ -31,8 +33,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     core.env.import_tensorflow_quietly()  # after parsing: --help stays fast
-    try:
-        return args.func(args)
-    except UsageError as e:
-        print(f"podcast-mtl {args.command}: error: {e}", file=sys.stderr)
-        return 2
+    # the commands that run Beam pipelines: the DirectRunner's worker processes (multi_processing, on
+    # large logs) print their own TensorFlow import noise; every other line of stderr passes as it comes
+    quiet = core.env.streaming_filtered_stderr() if args.command in BEAM_COMMANDS else contextlib.nullcontext()
+    with quiet:
+        try:
+            return args.func(args)
+        except UsageError as e:
+            print(f"podcast-mtl {args.command}: error: {e}", file=sys.stderr)
+            return 2

@@ -37,6 +37,63 @@ _IMPORT_NOISE = ("Unable to register cuFFT factory", "Unable to register cuDNN f
 GRAPPLER_NOISE = ("op_level_cost_estimator.cc", "WARNING: All log messages before absl::InitializeLog()")
 
 
+# What the DirectRunner's worker processes (`multi_processing`) print on start: each imports
+# TensorFlow and the Google clients afresh, in a process where the filters above do not apply.
+# A matched warning's second line (`  warnings.warn(...)`) goes with it.
+WORKER_NOISE = _IMPORT_NOISE + GRAPPLER_NOISE + (
+    "FutureWarning: You are using a non-supported Python version",
+    "FutureWarning: grpcio < 1.83.0 does not support Post-Quantum Cryptography",
+    "Couldn\\'t find python-snappy", "Couldn't find python-snappy")
+_CONTINUATION = "  warnings.warn("
+
+
+def keep_line(line: str, previous_was_noise: bool, noise) -> bool:
+    """Whether a line of stderr is kept: it holds none of `noise`, and it is not the
+    `  warnings.warn(` line right under a line that did."""
+    if previous_was_noise and line.startswith(_CONTINUATION):
+        return False
+    return not any(n in line for n in noise)
+
+
+@_contextlib.contextmanager
+def streaming_filtered_stderr(noise=WORKER_NOISE):
+    """Runs its block with file descriptor 2 (inherited by child processes, such as the DirectRunner's
+    workers) a pipe; a thread passes every line that `keep_line` keeps to the real stderr as it comes.
+    A plain pass-through where stderr is no real file."""
+    import sys
+    import threading
+
+    try:
+        sys.stderr.flush()
+        saved = _os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    read_end, write_end = _os.pipe()
+    _os.dup2(write_end, 2)
+    _os.close(write_end)
+
+    def pump():
+        was_noise = False
+        with open(read_end, "rb", closefd=True) as pipe:
+            for raw in pipe:
+                line = raw.decode(errors="replace")
+                if keep_line(line, was_noise, noise):
+                    _os.write(saved, raw)
+                was_noise = any(n in line for n in noise)
+
+    thread = threading.Thread(target=pump, name="stderr-filter", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        _os.dup2(saved, 2)  # closes this process's write end of the pipe
+        thread.join(timeout=5)  # a child still holding the pipe keeps it open: do not wait for it
+        if not thread.is_alive():
+            _os.close(saved)
+
+
 @_contextlib.contextmanager
 def filtered_stderr(noise=_IMPORT_NOISE):
     """Runs its block with file descriptor 2 captured; afterwards every captured line that holds
