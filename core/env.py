@@ -47,19 +47,12 @@ WORKER_NOISE = _IMPORT_NOISE + GRAPPLER_NOISE + (
 _CONTINUATION = "  warnings.warn("
 
 
-def keep_line(line: str, previous_was_noise: bool, noise) -> bool:
-    """Whether a line of stderr is kept: it holds none of `noise`, and it is not the
-    `  warnings.warn(` line right under a line that did."""
-    if previous_was_noise and line.startswith(_CONTINUATION):
-        return False
-    return not any(n in line for n in noise)
-
-
 @_contextlib.contextmanager
 def streaming_filtered_stderr(noise=WORKER_NOISE):
     """Runs its block with file descriptor 2 (inherited by child processes, such as the DirectRunner's
-    workers) a pipe; a thread passes every line that `keep_line` keeps to the real stderr as it comes.
-    A plain pass-through where stderr is no real file."""
+    workers) a pipe; a thread passes to the real stderr, as it comes, every line that holds none of
+    `noise` and is not the `  warnings.warn(` line right under one that did. A plain pass-through where
+    stderr is no real file."""
     import sys
     import threading
 
@@ -78,9 +71,10 @@ def streaming_filtered_stderr(noise=WORKER_NOISE):
         with open(read_end, "rb", closefd=True) as pipe:
             for raw in pipe:
                 line = raw.decode(errors="replace")
-                if keep_line(line, was_noise, noise):
+                is_noise = any(n in line for n in noise)
+                if not is_noise and not (was_noise and line.startswith(_CONTINUATION)):
                     _os.write(saved, raw)
-                was_noise = any(n in line for n in noise)
+                was_noise = is_noise
 
     thread = threading.Thread(target=pump, name="stderr-filter", daemon=True)
     thread.start()

@@ -32,7 +32,7 @@ LOCAL_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1", 
 # default: the whole `make run` under it trained a different model from the same logs and seed
 # (promotions 0.2120 against 0.2204 in memory; the gate then refused it), and whether its output
 # order, hence training, is the same from run to run has not been established.
-MULTI_PROCESSING_MIN_ROWS = None
+MULTI_PROCESSING_MIN_ROWS_ENV = "PODCAST_MTL_MULTI_PROCESSING_MIN_ROWS"
 MULTI_PROCESSING_MAX_WORKERS = 4
 # blessing floors of each source's test stream AP, set for the synthetic logs' base rates
 DEFAULT_AP_FLOORS = ((PROMOTIONS, 0.08), (ADS, 0.04))
@@ -121,17 +121,16 @@ def local_rows(data: str) -> Optional[int]:
 
 def direct_mode_args(data: str, user_args: Tuple[str, ...] = (), environ=os.environ) -> Tuple[str, ...]:
     """The DirectRunner's mode for these logs: `multi_processing` with one worker a core (at most
-    MULTI_PROCESSING_MAX_WORKERS) from PODCAST_MTL_MULTI_PROCESSING_MIN_ROWS rows on (opt-in), else
+    MULTI_PROCESSING_MAX_WORKERS) from MULTI_PROCESSING_MIN_ROWS_ENV's rows on (opt-in), else
     nothing (the in-memory mode of LOCAL_BEAM_ARGS); nothing when the user names a mode or a worker count."""
     if any(a.startswith(("--direct_running_mode", "--direct_num_workers")) for a in user_args):
         return ()
-    setting = environ.get("PODCAST_MTL_MULTI_PROCESSING_MIN_ROWS", MULTI_PROCESSING_MIN_ROWS)
-    if setting in (None, ""):
-        return ()
-    threshold = int(setting)
+    setting = environ.get(MULTI_PROCESSING_MIN_ROWS_ENV, "")
     workers = min(os.cpu_count() or 1, MULTI_PROCESSING_MAX_WORKERS)
-    rows = local_rows(data)
-    if workers < 2 or rows is None or rows < threshold:
+    if not setting or workers < 2:
+        return ()
+    rows = local_rows(data)  # read only when opted in
+    if rows is None or rows < int(setting):
         return ()
     return ("--direct_running_mode=multi_processing", f"--direct_num_workers={workers}")
 
