@@ -99,6 +99,17 @@ def source_floor(text):
     return source, number
 
 
+def calibration_band(text):
+    """LO,HI or none: checked here, parsed by pipeline_config."""
+    from pipeline.configs import parse_calibration_band
+
+    try:
+        parse_calibration_band(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e))
+    return text
+
+
 def out_folder(text):
     if os.path.exists(text) and not os.path.isdir(text):
         raise argparse.ArgumentTypeError(f"{text} exists and is not a folder")
@@ -188,6 +199,10 @@ def add_pipeline_args(p) -> None:
     p.add_argument("--ap-tolerance", type=fraction("--ap-tolerance"), default=default(PipelineConfig, "ap_tolerance"),
                    help="relative stream AP a candidate may lose against the baseline on each source "
                         "(default %(default)s)")
+    p.add_argument("--calibration-band", type=calibration_band, metavar="LO,HI",
+                   help="blessing band of each source's mean prediction / mean label on the test split "
+                        "(default %s; none: measured, not gated)" % ",".join(
+                            str(v) for v in default(PipelineConfig, "calibration_band")))
     add_tuning_args(p, "trials of the Tuner's search on validation AP (default %(default)s; 0: no Tuner, the "
                        "preset's own hyperparameters)")
     p.add_argument("--baseline-model", metavar="DIR",
@@ -231,6 +246,10 @@ def pipeline_config(args, root: str):
             raise UsageError(f"--end-day {end_day} selects no day partition of {data} (the first is {days[0]})")
     given = {name: opts[name] for name in ("ap_tolerance", "max_rejected_rows", "serving_dir", "baseline_model")
              if opts.get(name) is not None}
+    if opts.get("calibration_band"):
+        from pipeline.configs import parse_calibration_band
+
+        given["calibration_band"] = parse_calibration_band(opts["calibration_band"])
     try:
         split = TemporalSplit(test_days=args.test_days, eval_days=args.eval_days,
                               window_days=opts.get("window_days") or 0, end_day=opts.get("end_day"))

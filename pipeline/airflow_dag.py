@@ -34,7 +34,7 @@ from typing import Mapping, Optional
 
 import core.env  # noqa: F401  (the Keras switch, before TensorFlow loads)
 from core.split import TemporalSplit
-from pipeline.configs import PipelineConfig
+from pipeline.configs import PipelineConfig, parse_calibration_band
 from pipeline.metadata import metadata_from_env
 from pipeline.pipeline import create_pipeline
 
@@ -69,12 +69,10 @@ def config_from_env(env: Optional[Mapping[str, str]] = None) -> PipelineConfig:
     if env.get("PODCAST_MTL_AP_TOLERANCE"):
         config = config.replace(ap_tolerance=float(env["PODCAST_MTL_AP_TOLERANCE"]))
     if env.get("PODCAST_MTL_CALIBRATION_BAND"):  # "lo,hi", or "none" to measure without gating
-        band = env["PODCAST_MTL_CALIBRATION_BAND"]
         try:
-            config = config.replace(calibration_band=None if band == "none" else
-                                    tuple(float(v) for v in band.split(",", 1)))
-        except ValueError:
-            raise ValueError(f"PODCAST_MTL_CALIBRATION_BAND={band!r}: expected lo,hi (e.g. 0.8,1.25) or none") from None
+            config = config.replace(calibration_band=parse_calibration_band(env["PODCAST_MTL_CALIBRATION_BAND"]))
+        except ValueError as e:
+            raise ValueError(f"PODCAST_MTL_CALIBRATION_BAND: {e}") from None
     if env.get("PODCAST_MTL_MODEL"):
         try:
             overrides = json.loads(env["PODCAST_MTL_MODEL"])

@@ -106,6 +106,20 @@ class PipelineConfig:
         return self.replace(preset_name=name, model=preset(name, **model_overrides))
 
 
+def parse_calibration_band(text: str) -> Optional[Tuple[float, float]]:
+    """`PipelineConfig.calibration_band` from "LO,HI" (0 < LO <= 1 <= HI) or "none" (measured, not
+    gated), as the CLI's --calibration-band and Airflow's PODCAST_MTL_CALIBRATION_BAND give it."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"expected LO,HI (e.g. 0.8,1.25) or none, got {text!r}") from None
+    if not 0 < lo <= 1 <= hi:
+        raise ValueError(f"expected 0 < LO <= 1 <= HI, got {text!r}")
+    return lo, hi
+
+
 def local_rows(data: str) -> Optional[int]:
     """Rows of the day partitions of local logs (Parquet footers only); None for a remote path or
     when a file cannot be read (ExampleGen then names it)."""

@@ -41,6 +41,8 @@ def test_generate_replaces_its_own_folder_and_a_foreign_one_with_overwrite(tmp_p
     (["generate", "--days", "3000", "--impressions-per-day", "100000"], "impressions"),
     (["run", "--seed", "-1"], "--seed must be in [0, 2**32)"),
     (["run", "--max-rejected-rows", "-3"], "--max-rejected-rows must be >= 0"),
+    (["run", "--calibration-band", "1.2,2"], "expected 0 < LO <= 1 <= HI, got '1.2,2'"),
+    (["run", "--calibration-band", "0.8"], "expected LO,HI (e.g. 0.8,1.25) or none"),
 ])
 def test_bad_numbers_are_one_line_errors(args, message, tmp_path):
     if args[0] == "generate":
@@ -48,6 +50,20 @@ def test_bad_numbers_are_one_line_errors(args, message, tmp_path):
     r = cli(*args, "--root", str(tmp_path / "r")) if args[0] == "run" else cli(*args)
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
     assert not os.path.exists(tmp_path / "g")
+
+
+def test_calibration_band_reaches_the_config_and_none_turns_the_gate_off(tmp_path, tiny_logs):
+    from cli import build_parser
+    from cli.common import pipeline_config
+
+    def band(*extra):
+        args = build_parser().parse_args(["schedule", "--data", tiny_logs, "--root", str(tmp_path / "r"), "--days", "1",
+                                          *extra])
+        return pipeline_config(args, str(tmp_path / "r")).calibration_band
+
+    assert band() == (0.8, 1.25)
+    assert band("--calibration-band", "0.5,2") == (0.5, 2.0)
+    assert band("--calibration-band", "none") is None
 
 
 def test_unwritable_root_is_a_one_line_error(tmp_path, tiny_logs):
