@@ -70,6 +70,8 @@ def pytest_xdist_make_scheduler(config, log):
 
 
 SMALL = GeneratorConfig(seed=3, days=12, users=2000, podcasts=300, impressions_per_day=2000)
+# the smallest logs a DAG run still trains and gates on: for tests of orchestration, not of the model
+TINY = GeneratorConfig(seed=5, days=8, users=400, podcasts=60, impressions_per_day=800)
 SMALL_SPLIT = TemporalSplit(test_days=3, eval_days=2)
 KUAIRAND = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "kuairand-pure-slice")
 

@@ -57,10 +57,10 @@ def airflow_python():
 def tiny_logs(tmp_path_factory):
     """8 days of the smallest world the runs still train and gate on (400 users, 60 podcasts)."""
     from datagen.generate import generate_logs
-    from datagen.synthetic import GeneratorConfig
+    from tests.conftest import TINY
 
     out = str(tmp_path_factory.mktemp("airflow-logs") / "tiny")
-    generate_logs(GeneratorConfig(seed=5, days=8, users=400, podcasts=60, impressions_per_day=800), out, verbose=False)
+    generate_logs(TINY, out, verbose=False)
     return out
 
 

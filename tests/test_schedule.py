@@ -19,10 +19,10 @@ W = 5  # window days: 1 train, 2 eval, 2 test
 def tiny_days(tmp_path_factory):
     """The smallest logs that still hold a window of W days before the three scheduled ones."""
     from datagen.generate import generate_logs
-    from datagen.synthetic import GeneratorConfig
+    from tests.conftest import TINY
 
     out = str(tmp_path_factory.mktemp("spans") / "tiny")
-    generate_logs(GeneratorConfig(seed=5, days=8, users=400, podcasts=60, impressions_per_day=800), out, verbose=False)
+    generate_logs(TINY, out, verbose=False)
     return out
 
 

@@ -12,10 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from datagen.generate import generate_logs
-from datagen.synthetic import GeneratorConfig
-from tests.conftest import REPO
+from tests.conftest import REPO, TINY
 
-TINY = GeneratorConfig(seed=5, days=8, users=400, podcasts=60, impressions_per_day=800)
 SPLIT_ARGS = ["--test-days", "2", "--eval-days", "2", "--train-steps", "5"]
 
 
