@@ -11,7 +11,6 @@ Prints every trial (values, eval AP per source, score) as the Tuner does, then a
 (mean and per seed) for the two budgets; writes everything to OUT.json.
 """
 import argparse
-import glob
 import json
 import os
 import sys
@@ -20,14 +19,6 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import core.env  # noqa: F401,E402  (the Keras switch, before TensorFlow loads)
-
-
-def latest(root, component, output):
-    found = sorted(glob.glob(os.path.join(root, "pipeline", component, output, "*")),
-                   key=lambda p: int(os.path.basename(p)))
-    if not found:
-        raise SystemExit(f"error: no {component} {output} under {root}/pipeline (run `podcast-mtl run` first)")
-    return found[-1]
 
 
 def main():
@@ -49,12 +40,17 @@ def main():
     from models.sampling import eval_dataset
     from models.trainer import hyperparameter_values, train
     from models.tuning import TrialData, tune
+    from pipeline.run_root import Node, RunRoot
 
     default_budget = TuningConfig().trials
     tuning = TuningConfig(trials=args.trials, seed=args.tuning_seed,
                           **({"steps": args.steps} if args.steps else {}))
-    graph = latest(args.root, "Transform", "transform_graph")
-    examples = latest(args.root, "Transform", "transformed_examples")
+    run_root = RunRoot(args.root)
+    try:
+        graph = run_root.artifact(Node.TRANSFORM, "transform_graph")
+        examples = run_root.artifact(Node.TRANSFORM, "transformed_examples")
+    except LookupError as e:
+        raise SystemExit(f"error: {e}")
     files = {s: os.path.join(examples, f"Split-{s}", "*.gz") for s in ("train", "eval", "test")}
     tft_out = tft.TFTransformOutput(graph)
     base = preset(args.preset)

@@ -242,9 +242,7 @@ PRESETS: Dict[str, Dict] = {
     "promotions_stream_only": dict(heads=("promo_stream",), train_sources=("promotions",), mix=NATURAL),
     "ads_only": dict(heads=("ad_stream",), train_sources=("ads",), mix=NATURAL),
     "ads_only_ancillary": dict(heads=("ad_stream",) + _ANCILLARY, train_sources=("ads",), mix=NATURAL),
-    # the task table, masked, balanced, with the values a 16-trial search found on the default logs
-    # (bench/tuning_budget.py; docs/results/model-peers.md: 3 seeds, test AP promotions 0.2189 ->
-    # 0.2241, ads 0.1480 -> 0.1587 against the best of the first 3 trials, `make run`'s budget)
+    # the task table, masked, balanced, with UNIFIED's values (above)
     "unified": dict(UNIFIED),
     "unified_no_mask": dict(UNIFIED, use_mask=False),
     "unified_natural_mix": dict(UNIFIED, mix=NATURAL),
