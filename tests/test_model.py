@@ -197,3 +197,25 @@ def test_tuner_searches_the_families_and_interactions_and_its_best_values_reach_
     assert (cfg.encoder_family, cfg.target_interactions, cfg.cross_layers, cfg.encoder_units, cfg.dot_interaction) \
         == ("ple", False, 1, (128, 64), True)
     assert ModelConfig.from_json(cfg.to_json()) == cfg and json.loads(cfg.to_json())["encoder_family"] == "ple"
+
+
+def test_traced_scoring_equals_eager_and_follows_the_weights():
+    """models.evaluate.TracedScorer (what the Trainer scores its eval split with from the second
+    evaluation on): the eager probabilities, one trace for batches of 32 and 7 rows, the current
+    weights after they change."""
+    from models.evaluate import TracedScorer, score_dataset
+
+    cfg = SMALL.replace(encoder_family="ple", experts=2, task_experts=1)
+    model = build_model(cfg, CARD, cfg.tasks())
+    batches = [batch([PROMO, ADS] * 16, seed=1), batch([ADS] * 7, seed=2)]
+    scorer = TracedScorer(model)
+    eager, traced = score_dataset(model, batches), score_dataset(model, batches, scorer)
+    for head in model.towers:
+        np.testing.assert_allclose(traced.predictions[head], eager.predictions[head], rtol=1e-5, atol=1e-6)
+    score_dataset(model, batches, scorer)
+    assert scorer._fn.experimental_get_tracing_count() == 1
+    model.set_weights([w * 0.5 for w in model.get_weights()])
+    changed, again = score_dataset(model, batches), score_dataset(model, batches, scorer)
+    assert not np.allclose(changed.predictions["promo_stream"], eager.predictions["promo_stream"])
+    for head in model.towers:
+        np.testing.assert_allclose(again.predictions[head], changed.predictions[head], rtol=1e-5, atol=1e-6)
