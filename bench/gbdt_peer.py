@@ -1,10 +1,12 @@
 """The GBDT peer: LightGBM on the same split and inputs as the pipeline's model.
 
     python bench/gbdt_peer.py --data LOGS [--against promotions=AP,ads=AP] [--json OUT]
+        [--test-days 5 --eval-days 3]
 
-The logs are split as `podcast-mtl run` splits them (`core.split.TemporalSplit()` defaults: the
-newest 5 days test, the 3 before eval). Inputs: the raw columns, as `bench/peer.py` computes them
-in numpy the way Transform does (vocabulary ids and hash buckets as LightGBM categoricals,
+The logs are split as `podcast-mtl run` splits them (`core.split.TemporalSplit`: by default the
+newest 5 days test, the 3 before eval; KuaiRand runs use `--test-days 3 --eval-days 2`).
+Inputs: the raw columns, as `bench/peer.py` computes them in numpy the way Transform does
+(vocabulary ids and hash buckets as LightGBM categoricals,
 `user_id` included; numerics; hour and weekday; `source`), plus the engineered features the model
 gets (`core.fields.DERIVED`: candidate in history / follows, history's share of the candidate's
 genre, ...). The lists themselves are not GBDT inputs. Two variants:
@@ -28,6 +30,7 @@ import numpy as np  # noqa: E402
 
 from core.ap import average_precision  # noqa: E402
 from core.fields import DERIVED_NAMES, FEATURES, SOURCES, Transform  # noqa: E402
+from core.split import TemporalSplit  # noqa: E402
 
 PARAMS = dict(objective="binary", learning_rate=0.05, num_leaves=63, min_data_in_leaf=100,
               feature_fraction=0.8, bagging_fraction=0.8, bagging_freq=1, lambda_l2=1.0,
@@ -72,12 +75,14 @@ def test_ap(booster, data, names, sources=SOURCES):
             for s in sources}
 
 
-def run(logs: str, seed: int = 0, rounds: int = 2000, patience: int = 50, derived: bool = True, progress=print):
-    """{"pooled": {source: test AP}, "per_source": {source: test AP}, "rounds": {...}, "seconds": ...}."""
+def run(logs: str, seed: int = 0, rounds: int = 2000, patience: int = 50, derived: bool = True, progress=print,
+        split=None):
+    """{"pooled": {source: test AP}, "per_source": {source: test AP}, "rounds": {...}, "seconds": ...}.
+    `split`: a core.split.TemporalSplit (default: its defaults, as `podcast-mtl run`)."""
     from bench.peer import featurize, read_logs
 
     t0 = time.time()
-    table, splits = read_logs(logs)
+    table, splits = read_logs(logs, split)
     data, _ = featurize(table, splits)
     names, cats = columns(derived)
     progress(f"features of {sum(len(r) for r in splits.values()):,} impressions in {time.time() - t0:.0f} s "
@@ -111,11 +116,14 @@ def main():
     p.add_argument("--raw-only", action="store_true", help="without the engineered features (core.fields.DERIVED)")
     p.add_argument("--against", default=None, help="the pushed model's test AP, e.g. promotions=0.22,ads=0.16")
     p.add_argument("--json", default=None, help="write the result here")
+    p.add_argument("--test-days", type=int, default=TemporalSplit.test_days, help="as `podcast-mtl run` (default %(default)s)")
+    p.add_argument("--eval-days", type=int, default=TemporalSplit.eval_days, help="as `podcast-mtl run` (default %(default)s)")
     args = p.parse_args()
     if not os.path.isdir(args.data):
         print(f"error: --data {args.data}: not a folder of day partitions", file=sys.stderr)
         sys.exit(2)
-    out = run(args.data, args.seed, args.rounds, args.patience, derived=not args.raw_only)
+    out = run(args.data, args.seed, args.rounds, args.patience, derived=not args.raw_only,
+              split=TemporalSplit(test_days=args.test_days, eval_days=args.eval_days))
     if args.against:
         ref = {k: float(v) for k, v in (kv.split("=") for kv in args.against.split(","))}
         for variant in ("pooled", "per_source"):
@@ -123,7 +131,8 @@ def main():
                   " ".join(f"{s}={ref[s] / out[variant][s]:.3f}" for s in SOURCES if s in ref))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(dict(out, data=args.data, seed=args.seed), f, indent=1)
+            json.dump(dict(out, data=args.data, seed=args.seed, test_days=args.test_days, eval_days=args.eval_days),
+                      f, indent=1)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ import tensorflow as tf  # noqa: E402
 from core.ap import average_precision  # noqa: E402
 from core.days import DAY, EPOCH_WEEKDAY, HOUR  # noqa: E402
 from core.fields import FEATURES, LABELS, LIST_LENGTH, SOURCES, Transform  # noqa: E402
+from core.split import TemporalSplit  # noqa: E402
 from core.tasks import stream_head  # noqa: E402
 from models.config import preset  # noqa: E402
 from models.model import CATEGORICAL_INPUTS, LIST_INPUTS, NUMERIC_INPUTS, build_model, dummy_features  # noqa: E402
@@ -136,13 +137,15 @@ def training_ratio(root, cfg, steps, warmup=20):
 
 
 # ---------------------------------------------------------------- the end-to-end floor
-def read_logs(data):
+def read_logs(data, split=None):
+    """The logs' table and {split: row indices}, split as `podcast-mtl run` splits them (`split`: a
+    core.split.TemporalSplit, default its defaults; `--test-days` / `--eval-days` of the scripts)."""
     import pyarrow.parquet as pq
 
     from core.logs import partition_days
     from core.split import TemporalSplit
 
-    days, bounds = TemporalSplit().resolve(partition_days(data))
+    days, bounds = (split or TemporalSplit()).resolve(partition_days(data))
     tables = [pq.read_table(f) for d in days for f in sorted(glob.glob(os.path.join(data, f"date={d}", "*.parquet")))]
     import pyarrow as pa
 
@@ -280,7 +283,7 @@ def source_ap(model, split, tasks):
             for i, s in enumerate(SOURCES)}
 
 
-def floor(data_dir, cfg):
+def floor(data_dir, cfg, split=None):
     tasks = cfg.tasks()
     stages, t0, c0 = {}, time.perf_counter(), cpu()
 
@@ -289,7 +292,7 @@ def floor(data_dir, cfg):
         stages[name] = (time.perf_counter() - t0, cpu() - c0)
         t0, c0 = time.perf_counter(), cpu()
 
-    table, splits = read_logs(data_dir)
+    table, splits = read_logs(data_dir, split)
     mark("read Parquet (pyarrow)")
     data, sizes = featurize(table, splits)
     mark("features (numpy)")
@@ -307,6 +310,8 @@ def main():
     p.add_argument("--preset", default="unified")
     p.add_argument("--steps", type=int, default=300, help="timed training steps for (a)")
     p.add_argument("--skip-floor", action="store_true")
+    p.add_argument("--test-days", type=int, default=TemporalSplit.test_days, help="the run split (default %(default)s)")
+    p.add_argument("--eval-days", type=int, default=TemporalSplit.eval_days, help="the run split (default %(default)s)")
     p.add_argument("--skip-training", action="store_true")
     args = p.parse_args()
     cfg = preset(args.preset)
@@ -315,7 +320,8 @@ def main():
     if not args.skip_training:
         training_ratio(args.root, cfg, args.steps)
     if not args.skip_floor:
-        stages, ap, rows = floor(args.data or os.path.join(args.root, "data"), cfg)
+        stages, ap, rows = floor(args.data or os.path.join(args.root, "data"), cfg,
+                                 TemporalSplit(test_days=args.test_days, eval_days=args.eval_days))
         wall, cpu_s = sum(w for w, _ in stages.values()), sum(c for _, c in stages.values())
         print(f"(b) end-to-end floor on {sum(rows.values()):,} impressions ({rows}):")
         for name, (w, c) in stages.items():
