@@ -139,11 +139,12 @@ def test_sweep_table_crossover_and_unified_gain():
 
 @pytest.mark.slow
 def test_ads_sweep_runs_end_to_end_on_tiny_logs(tmp_path):
+    """Without tuning (the ablation's tuning is tested in tests/test_study.py; here it cost ~50 s)."""
     out = tmp_path / "sweep"
-    r = run_python([os.path.join(REPO, "bench", "ads_sweep.py"), "--out", str(out), "--scales", "0.5,2", "--seeds", "1",
-                    "--presets", "promotions_baseline,ads_only,unified", "--tune-trials", "1", "--tune-steps", "10",
-                    "--train-steps", "10", "--days", "10", "--users", "400", "--podcasts", "80",
-                    "--impressions-per-day", "500"])
+    args = [os.path.join(REPO, "bench", "ads_sweep.py"), "--out", str(out), "--scales", "0.5,2", "--seeds", "1",
+            "--presets", "promotions_baseline,ads_only,unified", "--tune-trials", "0", "--train-steps", "10",
+            "--days", "10", "--users", "400", "--podcasts", "80", "--impressions-per-day", "500"]
+    r = run_python(args)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     sweep = json.loads((out / "ads_sweep.json").read_text())
     rows = sweep["rows"]
@@ -157,9 +158,6 @@ def test_ads_sweep_runs_end_to_end_on_tiny_logs(tmp_path):
     cold = json.loads((out / "scale-2" / "cold_start.json").read_text())
     assert {r["bucketing"] for r in cold["rows"]} == {"earlier_impressions", "recent_streams"}
     # a second run reuses every scale
-    r = run_python([os.path.join(REPO, "bench", "ads_sweep.py"), "--out", str(out), "--scales", "0.5,2", "--seeds", "1",
-                    "--presets", "promotions_baseline,ads_only,unified", "--tune-trials", "1", "--tune-steps", "10",
-                    "--train-steps", "10", "--days", "10", "--users", "400", "--podcasts", "80",
-                    "--impressions-per-day", "500"])
+    r = run_python(args)
     assert r.returncode == 0 and r.stdout.count("reusing") == 2
     assert os.path.exists(out / "ads_sweep.md")

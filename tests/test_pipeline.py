@@ -82,8 +82,12 @@ def test_rerun_reuses_cache_then_a_worse_model_is_not_blessed(pipeline_run, tmp_
         assert again.baseline["ap"][source]  # the incumbent's AP per source is reported
 
     # an imported incumbent better on every source than a 1-step candidate: not blessed, nothing pushed
+    # (no Tuner: the new model config would re-run it, and the gate is what this checks)
+    from models.config import TuningConfig
+
     serving = str(tmp_path / "serving")
     worse = run_pipeline(config.replace(model=config.model.replace(train_steps=1, eval_every_steps=1),
+                                        tuning=TuningConfig(trials=0),
                                         baseline_model=pushed, serving_dir=serving, ap_tolerance=0.01), quiet=True)
     states = {c["component"]: c["state"] for c in worse.components}
     assert states["Trainer"] == "done" and states["Transform"] == "cached"
