@@ -30,7 +30,6 @@ import numpy as np  # noqa: E402
 
 from core.ap import average_precision  # noqa: E402
 from core.fields import DERIVED_NAMES, FEATURES, SOURCES, Transform  # noqa: E402
-from core.split import TemporalSplit  # noqa: E402
 
 PARAMS = dict(objective="binary", learning_rate=0.05, num_leaves=63, min_data_in_leaf=100,
               feature_fraction=0.8, bagging_fraction=0.8, bagging_freq=1, lambda_l2=1.0,
@@ -108,6 +107,8 @@ def run(logs: str, seed: int = 0, rounds: int = 2000, patience: int = 50, derive
 
 
 def main():
+    from bench.peer import add_split_args, split_of
+
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", required=True, help="day-partitioned Parquet logs (as `podcast-mtl run --data`)")
     p.add_argument("--seed", type=int, default=0)
@@ -116,14 +117,13 @@ def main():
     p.add_argument("--raw-only", action="store_true", help="without the engineered features (core.fields.DERIVED)")
     p.add_argument("--against", default=None, help="the pushed model's test AP, e.g. promotions=0.22,ads=0.16")
     p.add_argument("--json", default=None, help="write the result here")
-    p.add_argument("--test-days", type=int, default=TemporalSplit.test_days, help="as `podcast-mtl run` (default %(default)s)")
-    p.add_argument("--eval-days", type=int, default=TemporalSplit.eval_days, help="as `podcast-mtl run` (default %(default)s)")
+    add_split_args(p)
     args = p.parse_args()
     if not os.path.isdir(args.data):
         print(f"error: --data {args.data}: not a folder of day partitions", file=sys.stderr)
         sys.exit(2)
     out = run(args.data, args.seed, args.rounds, args.patience, derived=not args.raw_only,
-              split=TemporalSplit(test_days=args.test_days, eval_days=args.eval_days))
+              split=split_of(args))
     if args.against:
         ref = {k: float(v) for k, v in (kv.split("=") for kv in args.against.split(","))}
         for variant in ("pooled", "per_source"):

@@ -137,13 +137,25 @@ def training_ratio(root, cfg, steps, warmup=20):
 
 
 # ---------------------------------------------------------------- the end-to-end floor
+def add_split_args(p) -> None:
+    """`--test-days` / `--eval-days`: the run's temporal split, as `podcast-mtl run` takes it (KuaiRand
+    runs use 3 / 2); `split_of(args)` turns them into the TemporalSplit `read_logs` takes."""
+    p.add_argument("--test-days", type=int, default=TemporalSplit.test_days,
+                   help="newest days that form the test split, as `podcast-mtl run` (default %(default)s)")
+    p.add_argument("--eval-days", type=int, default=TemporalSplit.eval_days,
+                   help="days before them that form the eval split (default %(default)s)")
+
+
+def split_of(args) -> TemporalSplit:
+    return TemporalSplit(test_days=args.test_days, eval_days=args.eval_days)
+
+
 def read_logs(data, split=None):
     """The logs' table and {split: row indices}, split as `podcast-mtl run` splits them (`split`: a
     core.split.TemporalSplit, default its defaults; `--test-days` / `--eval-days` of the scripts)."""
     import pyarrow.parquet as pq
 
     from core.logs import partition_days
-    from core.split import TemporalSplit
 
     days, bounds = (split or TemporalSplit()).resolve(partition_days(data))
     tables = [pq.read_table(f) for d in days for f in sorted(glob.glob(os.path.join(data, f"date={d}", "*.parquet")))]
@@ -310,8 +322,7 @@ def main():
     p.add_argument("--preset", default="unified")
     p.add_argument("--steps", type=int, default=300, help="timed training steps for (a)")
     p.add_argument("--skip-floor", action="store_true")
-    p.add_argument("--test-days", type=int, default=TemporalSplit.test_days, help="the run split (default %(default)s)")
-    p.add_argument("--eval-days", type=int, default=TemporalSplit.eval_days, help="the run split (default %(default)s)")
+    add_split_args(p)
     p.add_argument("--skip-training", action="store_true")
     args = p.parse_args()
     cfg = preset(args.preset)
@@ -320,8 +331,7 @@ def main():
     if not args.skip_training:
         training_ratio(args.root, cfg, args.steps)
     if not args.skip_floor:
-        stages, ap, rows = floor(args.data or os.path.join(args.root, "data"), cfg,
-                                 TemporalSplit(test_days=args.test_days, eval_days=args.eval_days))
+        stages, ap, rows = floor(args.data or os.path.join(args.root, "data"), cfg, split_of(args))
         wall, cpu_s = sum(w for w, _ in stages.values()), sum(c for _, c in stages.values())
         print(f"(b) end-to-end floor on {sum(rows.values()):,} impressions ({rows}):")
         for name, (w, c) in stages.items():
