@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
+import tempfile
 import time
 from typing import Dict, List, Optional, Sequence
 
@@ -23,6 +25,19 @@ from models.tensorboard import TrainingBoard
 from core.tasks import TASKS, Task
 
 MONITOR = "val_stream_ap"
+
+
+def is_chief(tf_config: Optional[str] = None) -> bool:
+    """Whether this process writes the Trainer's outputs: True without `TF_CONFIG` (one process) and
+    for the `chief` (Vertex Training names the first worker pool so) or, in a cluster of `worker`s
+    only, for worker 0; the other workers export into a temporary folder that is then deleted, as the
+    TensorFlow multi-worker guide prescribes (saving reads every variable: all workers take part)."""
+    config = json.loads((tf_config if tf_config is not None else os.environ.get("TF_CONFIG")) or "{}")
+    task, cluster = config.get("task") or {}, config.get("cluster") or {}
+    kind, index = task.get("type"), int(task.get("index", 0))
+    if kind in (None, "chief", "master"):
+        return True
+    return kind == "worker" and index == 0 and not ({"chief", "master"} & set(cluster))
 
 
 def make_strategy(name: Strategy) -> tf.distribute.Strategy:
@@ -53,6 +68,7 @@ class StreamAPCallback(tf.keras.callbacks.Callback):
         self._weights: List[list] = []
         self.selected: Optional[Dict] = None
         self._t0 = time.time()
+        self.train_seconds: List[float] = []  # per evaluation interval: the training steps alone
 
     def on_epoch_begin(self, epoch, logs=None):
         self._t0 = time.time()
@@ -60,6 +76,7 @@ class StreamAPCallback(tf.keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
         took = time.time() - self._t0
+        self.train_seconds.append(took)
         if self._batches is None:
             self._batches = list(self.dataset)
         if self.history and self._scorer is None:  # a model scored once does not pay for a trace
@@ -117,7 +134,8 @@ def train(cfg: ModelConfig, tf_transform_output, train_files, eval_files, log_di
         # Adam's slots made now, not inside the first step: a tf.function that creates variables
         # is traced twice, and tracing the training step is most of a short training's cost
         model.optimizer.build(model.trainable_variables)
-    if examples is None and cfg.memory_max_examples and cfg.strategy != Strategy.MULTI_WORKER:  # workers shard files
+    multi_worker = cfg.strategy == Strategy.MULTI_WORKER
+    if examples is None and cfg.memory_max_examples and not multi_worker:  # workers read their shards
         counts = counts or source_counts(train_files)
         if sum(counts.values()) <= cfg.memory_max_examples:
             t0 = time.time()
@@ -132,10 +150,70 @@ def train(cfg: ModelConfig, tf_transform_output, train_files, eval_files, log_di
     callbacks = [selection]
     if log_dir:
         callbacks.append(TrainingBoard(log_dir, selection, cfg, tasks, interval, cfg.train_steps))
-    model.fit(train_dataset(train_files, spec, cfg, examples=examples, counts=counts), steps_per_epoch=interval,
-              epochs=math.ceil(cfg.train_steps / interval), callbacks=callbacks, verbose=0)
+    data = (sharded_input(train_files, spec, cfg, verbose) if multi_worker else
+            train_dataset(train_files, spec, cfg, examples=examples, counts=counts))
+    model.fit(data, steps_per_epoch=interval, epochs=math.ceil(cfg.train_steps / interval), callbacks=callbacks,
+              verbose=0)
     model.selected = selection.selected
+    model.throughput = throughput(selection, interval, cfg, strategy)
+    if verbose and multi_worker:
+        print(f"  worker {'chief' if is_chief() else 'non-chief'}: {model.throughput['steps']} steps in "
+              f"{model.throughput['seconds']:.1f} s, {model.throughput['examples_per_second_per_worker']:,.0f} "
+              f"examples/s on this worker ({model.throughput['workers']} workers, global batch {cfg.batch_size})",
+              flush=True)
     return model
+
+
+def throughput(selection: StreamAPCallback, interval: int, cfg: ModelConfig, strategy) -> Dict:
+    """Training steps, their seconds (evaluations excluded) and examples per second: global, and per
+    worker (one replica each: the global batch is split across them). `steady_*`: without the
+    first interval, which traces the training step."""
+    seconds = selection.train_seconds
+    steps = [min((k + 1) * interval, cfg.train_steps) - k * interval for k in range(len(seconds))]
+    replicas = strategy.num_replicas_in_sync
+    out = {"steps": int(sum(steps)), "seconds": float(sum(seconds)), "replicas": int(replicas),
+           "workers": workers(strategy)}
+    out["examples_per_second"] = out["steps"] * cfg.batch_size / max(out["seconds"], 1e-9)
+    out["examples_per_second_per_worker"] = out["examples_per_second"] / out["workers"]
+    if len(seconds) > 1:
+        out["steady_examples_per_second"] = sum(steps[1:]) * cfg.batch_size / max(sum(seconds[1:]), 1e-9)
+    return out
+
+
+def workers(strategy) -> int:
+    """Worker processes training together (the chief counts as one): 1 without a cluster."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    spec = resolver.cluster_spec() if resolver is not None else None
+    if not spec or not spec.jobs:
+        return 1
+    return sum(spec.num_tasks(job) for job in ("chief", "master", "worker") if job in spec.jobs)
+
+
+def sharded_input(train_files, spec, cfg: ModelConfig, verbose: bool = True):
+    """The training input of multi-worker training, for `model.fit` (a Keras `DatasetCreator`: the
+    strategy calls it once per worker with a `tf.distribute.InputContext`). Each worker reads only its
+    shard (n, i) of the training split (`sampling._records`: its files, or every n-th record), into
+    memory when the shard fits `memory_max_examples`, else streamed from the files; batches of the
+    per-replica size (the global `batch_size` split across replicas) drawn with the whole split's
+    source shares and a seed of its own (the same sampling law on every worker, different rows)."""
+    counts = source_counts(train_files)
+
+    def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        shard = (context.num_input_pipelines, context.input_pipeline_id)
+        batch = context.get_per_replica_batch_size(cfg.batch_size)
+        worker_cfg = cfg.replace(seed=cfg.seed + 1_000 * shard[1])
+        if cfg.memory_max_examples and sum(counts.values()) <= cfg.memory_max_examples * shard[0]:
+            t0 = time.time()
+            examples, shard_counts = load_examples(train_files, spec, shard=shard)
+            if verbose:
+                print(f"  worker {shard[1]} of {shard[0]}: its training shard in memory, {len(examples):,} examples "
+                      f"({json.dumps(shard_counts)}) in {time.time() - t0:.0f} s, batches of {batch}", flush=True)
+            return examples.batches(worker_cfg, batch, counts)
+        if verbose:
+            print(f"  worker {shard[1]} of {shard[0]}: streaming its training shard, batches of {batch}", flush=True)
+        return train_dataset(train_files, spec, worker_cfg, batch_size=batch, counts=counts, shard=shard)
+
+    return tf.keras.utils.experimental.DatasetCreator(dataset_fn)
 
 
 def fit_calibration(model, cfg: ModelConfig, tf_transform_output, eval_files):
@@ -195,9 +273,15 @@ def run_fn(fn_args) -> None:
         return
     cfg = config_from_custom(fn_args.custom_config, fn_args.train_steps, fn_args.hyperparameters)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+    # multi-worker training: every worker runs all of this (saving takes part in collectives), only
+    # the chief into the Trainer's outputs
+    chief = cfg.strategy != Strategy.MULTI_WORKER or is_chief()
+    serving_dir = fn_args.serving_model_dir if chief else tempfile.mkdtemp(prefix="podcast-mtl-worker-export-")
     print(f"training ({cfg.mix_description()}) with {cfg.to_json()}", flush=True)
     model = train(cfg, tf_transform_output, fn_args.train_files, fn_args.eval_files,
-                  log_dir=os.path.join(fn_args.model_run_dir, "logs"))
+                  log_dir=os.path.join(fn_args.model_run_dir, "logs") if chief else None)
     offsets, report = fit_calibration(model, cfg, tf_transform_output, fn_args.eval_files)
-    export(model, tf_transform_output, fn_args.serving_model_dir, cfg, offsets=offsets, calibration=report)
-    warm_start.save(model, tf_transform_output, fn_args.serving_model_dir)  # travels with the pushed model
+    export(model, tf_transform_output, serving_dir, cfg, offsets=offsets, calibration=report)
+    warm_start.save(model, tf_transform_output, serving_dir)  # travels with the pushed model
+    if not chief:
+        shutil.rmtree(serving_dir, ignore_errors=True)
