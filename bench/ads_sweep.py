@@ -320,6 +320,31 @@ def _presets(text: str):
     return names
 
 
+def measured_scale(scale: float, folders: Sequence[str]) -> Dict:
+    """The first of the folders' scale-<s>/ablation.json (its meta: counts, commit, settings)."""
+    for folder in folders:
+        path = os.path.join(_scale_dir(folder, scale), "ablation.json")
+        if os.path.exists(path):
+            return json.load(open(path))
+    raise SystemExit(f"ads_sweep: --report-only: scale {scale:g} was measured in none of {', '.join(folders)}")
+
+
+def merge_earlier(tables: Dict[float, Dict], folders: Sequence[str], presets: Sequence[str]) -> List[str]:
+    """Adds to each scale's table the variants that earlier sweeps (their folders) measured at that
+    scale and this run did not; returns every preset now in the tables, in PRESETS order. Each added
+    variant keeps its runs as measured (and names the file); the scale's meta stays this run's."""
+    for folder in folders:
+        for scale, table in tables.items():
+            path = os.path.join(_scale_dir(folder, scale), "ablation.json")
+            if not os.path.exists(path):
+                continue
+            for name, variant in json.load(open(path))["variants"].items():
+                if name not in table["variants"]:
+                    table["variants"][name] = dict(variant, measured_in=path)
+    present = {name for t in tables.values() for name in t["variants"]}
+    return [p for p in PRESETS if p in present] + [p for p in presets if p not in PRESETS]
+
+
 def main(argv=None) -> int:
     from datagen.world import GeneratorConfig
     from models.config import TuningConfig
@@ -337,6 +362,11 @@ def main(argv=None) -> int:
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(GeneratorConfig, name),
                        help="generator size at ads scale 1 (default %(default)s)")
     p.add_argument("--world-seed", type=int, default=GeneratorConfig.seed, help="generator seed (default 7)")
+    p.add_argument("--with", dest="merge", action="append", default=[], metavar="SWEEP_DIR",
+                   help="an earlier sweep's folder (repeatable): the presets its scale-<s>/ablation.json measured "
+                        "and this run did not are added to this run's report, as measured there")
+    p.add_argument("--report-only", action="store_true",
+                   help="train nothing: the report from the scales already measured in OUT and the --with folders")
     args = p.parse_args(argv)
     if args.seeds < 1 or args.tune_trials < 0 or args.tune_steps < 1 or (args.train_steps or 1) < 1:
         p.error("--seeds, --tune-steps and --train-steps must be positive and --tune-trials >= 0")
@@ -349,15 +379,20 @@ def main(argv=None) -> int:
     t0 = time.time()
     tables = {}
     for scale in args.scales:
+        if args.report_only:
+            tables[scale] = measured_scale(scale, [args.out] + args.merge)
+            continue
         tables[scale] = run_scale(scale, args, args.out, progress=lambda line: print(line, flush=True))
         print(f"ads scale {scale:g} done ({time.time() - t0:.0f} s so far)", flush=True)
+    presets = merge_earlier(tables, args.merge, args.presets)
     meta = {"commit": _commit(), "command": "python bench/ads_sweep.py " + " ".join(argv or sys.argv[1:]),
             "scales": sorted(args.scales), "presets": list(args.presets), "seeds": args.seeds,
             "tune_trials": args.tune_trials, "tune_steps": args.tune_steps, "train_steps": args.train_steps,
             "world_seed": args.world_seed, "days": args.days, "users": args.users, "podcasts": args.podcasts,
-            "impressions_per_day": args.impressions_per_day, "seconds": round(time.time() - t0)}
-    sweep = write_sweep(tables, args.presets, args.out, meta)
-    print(sweep_markdown(sweep, args.presets))
+            "impressions_per_day": args.impressions_per_day, "seconds": round(time.time() - t0),
+            "merged_from": {folder: sorted(set(presets) - set(args.presets)) for folder in args.merge}}
+    sweep = write_sweep(tables, presets, args.out, meta)
+    print(sweep_markdown(sweep, presets))
     print(f"wrote ads_sweep.json, .md, .png to {args.out} in {time.time() - t0:.0f} s")
     return 0
 

@@ -161,3 +161,35 @@ def test_ads_sweep_runs_end_to_end_on_tiny_logs(tmp_path):
     r = run_python(args)
     assert r.returncode == 0 and r.stdout.count("reusing") == 2
     assert os.path.exists(out / "ads_sweep.md")
+
+
+def test_report_only_merges_presets_measured_in_earlier_sweeps(tmp_path):
+    """`--report-only --with DIR`: a preset measured later (ads_only_ancillary) joins the presets an
+    earlier sweep measured, per scale, without training anything; a scale measured nowhere is an error."""
+    from bench.ads_sweep import main
+
+    def write(folder, scale, variants, counts=True):
+        runs = lambda ads: {"promotions_ap": {"runs": [0.2, 0.21]}, "ads_ap": {"runs": [ads, ads + 0.002]}}  # noqa: E731
+        meta = {"counts": {"train": {"ads_impressions": int(1000 * scale), "promotions_impressions": 6000}}} \
+            if counts else {}
+        path = tmp_path / folder / f"scale-{scale:g}"
+        path.mkdir(parents=True)
+        (path / "ablation.json").write_text(json.dumps({"variants": {v: runs(a) for v, a in variants.items()},
+                                                       "meta": meta}))
+
+    for scale in (1, 2):
+        write("later", scale, {"ads_only_ancillary": 0.05 * scale})
+        write("earlier", scale, {"promotions_baseline": 0.1, "ads_only": 0.04 * scale, "unified": 0.12,
+                                 "ads_only_ancillary": 0.9}, counts=False)
+    out = tmp_path / "later"
+    assert main(["--out", str(out), "--scales", "1,2", "--presets", "ads_only_ancillary", "--report-only",
+                 "--with", str(tmp_path / "earlier")]) == 0
+    sweep = json.loads((out / "ads_sweep.json").read_text())
+    rows = {r["ads_scale"]: r for r in sweep["rows"]}
+    assert set(rows[1]["ads_ap"]) == {"promotions_baseline", "ads_only", "ads_only_ancillary", "unified"}
+    assert rows[2]["ads_ap"]["ads_only_ancillary"]["mean"] == pytest.approx(0.101)  # this run's, not the earlier 0.9
+    assert rows[2]["train_ads"] == 2000  # the scale's meta is this run's
+    assert sweep["meta"]["merged_from"] == {str(tmp_path / "earlier"): ["ads_only", "promotions_baseline", "unified"]}
+    assert "ads_only_ancillary" in (out / "ads_sweep.md").read_text()
+    with pytest.raises(SystemExit, match="scale 4 was measured in none"):
+        main(["--out", str(out), "--scales", "1,4", "--report-only"])
