@@ -22,7 +22,7 @@ from datagen.synthetic import GeneratorConfig  # noqa: E402
 SHARED_DAG_FIXTURES = {"pipeline_run", "transformed"}
 SHARED_DAG_MODULES = {"tests/test_pipeline.py", "tests/test_serving_extras.py", "tests/test_training.py",
                       "tests/test_ab.py", "tests/reliability/test_serving.py", "tests/test_report.py",
-                      "tests/test_study.py"}
+                      "tests/test_study.py", "tests/test_multi_worker.py"}
 
 
 # Units that run longest start first, so that neither worker ends on a long one alone (xdist's own
@@ -31,7 +31,7 @@ SHARED_DAG_MODULES = {"tests/test_pipeline.py", "tests/test_serving_extras.py", 
 # passed in 640 s; only the order matters); units not listed follow in xdist's order.
 LONGEST_UNITS = {
     "shared_dag": 386,  # the DAG run (95 s), its cached rerun and a worse model (76 s), the ablation on
-    # its Transform output (43 s), serving, reports, mirrored training
+    # its Transform output (43 s), serving, reports, mirrored training (+ two training worker processes, 39 s)
     "tests/test_airflow.py": 187,  # two `airflow dags test` days of the whole DAG on MariaDB, a third stopped
     "tests/test_schedule.py": 142,  # three scheduled days of the real DAG on tiny logs
     "tests/test_ads_sweep.py": 112,  # two ads scales: generate, ExampleGen .. Transform, tune and train each
