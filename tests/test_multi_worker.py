@@ -39,6 +39,33 @@ def test_is_chief_reads_tf_config(tf_config, chief):
     assert is_chief(json.dumps(tf_config) if tf_config else "") is chief
 
 
+@pytest.mark.parametrize("n_files", [1, 3])
+def test_worker_shards_are_disjoint_and_cover_the_split(tmp_path, n_files):
+    """Every n-th record of one file, or every n-th file of several: disjoint, together the split."""
+    import tensorflow as tf
+
+    from models.sampling import read_examples
+
+    rows = 0
+    for f in range(n_files):
+        with tf.io.TFRecordWriter(str(tmp_path / f"part-{f}.gz"), options="GZIP") as w:
+            for _ in range(7 + f):
+                ex = tf.train.Example(features=tf.train.Features(feature={
+                    "source": tf.train.Feature(int64_list=tf.train.Int64List(value=[rows % 2])),
+                    "row": tf.train.Feature(int64_list=tf.train.Int64List(value=[rows]))}))
+                w.write(ex.SerializeToString())
+                rows += 1
+    spec = {"source": tf.io.FixedLenFeature([], tf.int64), "row": tf.io.FixedLenFeature([], tf.int64)}
+    pattern = str(tmp_path / "*.gz")
+    shards = [sorted(int(x["row"]) for x in read_examples(pattern, spec, shard=(2, i))) for i in range(2)]
+    assert not set(shards[0]) & set(shards[1]) and sorted(shards[0] + shards[1]) == list(range(rows))
+    assert all(shards)
+    ads_only = [int(x["row"]) for x in read_examples(pattern, spec, sources=["ads"], shard=(2, 1))]
+    assert set(ads_only) <= set(shards[1])
+    with pytest.raises(ValueError, match="shard index 2 outside 0..1"):
+        read_examples(pattern, spec, shard=(2, 2))
+
+
 def test_run_fn_trains_on_two_worker_processes(pipeline_run, transformed, tmp_path):
     from bench.multi_worker import tf_configs
 
