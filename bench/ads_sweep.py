@@ -329,10 +329,12 @@ def measured_scale(scale: float, folders: Sequence[str]) -> Dict:
     raise SystemExit(f"ads_sweep: --report-only: scale {scale:g} was measured in none of {', '.join(folders)}")
 
 
-def merge_earlier(tables: Dict[float, Dict], folders: Sequence[str], presets: Sequence[str]) -> List[str]:
+def merge_earlier(tables: Dict[float, Dict], folders: Sequence[str], presets: Sequence[str]):
     """Adds to each scale's table the variants that earlier sweeps (their folders) measured at that
-    scale and this run did not; returns every preset now in the tables, in PRESETS order. Each added
-    variant keeps its runs as measured (and names the file); the scale's meta stays this run's."""
+    scale and the table lacks. Returns every preset now in the tables (PRESETS order) and, per folder,
+    {scale: [presets taken from it]}. Each added variant keeps its runs as measured (and names its
+    file); the scale's meta stays the table's own."""
+    taken: Dict[str, Dict[str, List[str]]] = {}
     for folder in folders:
         for scale, table in tables.items():
             path = os.path.join(_scale_dir(folder, scale), "ablation.json")
@@ -341,8 +343,9 @@ def merge_earlier(tables: Dict[float, Dict], folders: Sequence[str], presets: Se
             for name, variant in json.load(open(path))["variants"].items():
                 if name not in table["variants"]:
                     table["variants"][name] = dict(variant, measured_in=path)
+                    taken.setdefault(folder, {}).setdefault(f"{scale:g}", []).append(name)
     present = {name for t in tables.values() for name in t["variants"]}
-    return [p for p in PRESETS if p in present] + [p for p in presets if p not in PRESETS]
+    return [p for p in PRESETS if p in present] + [p for p in presets if p not in PRESETS], taken
 
 
 def main(argv=None) -> int:
@@ -384,13 +387,13 @@ def main(argv=None) -> int:
             continue
         tables[scale] = run_scale(scale, args, args.out, progress=lambda line: print(line, flush=True))
         print(f"ads scale {scale:g} done ({time.time() - t0:.0f} s so far)", flush=True)
-    presets = merge_earlier(tables, args.merge, args.presets)
+    presets, taken = merge_earlier(tables, args.merge, args.presets)
     meta = {"commit": _commit(), "command": "python bench/ads_sweep.py " + " ".join(argv or sys.argv[1:]),
             "scales": sorted(args.scales), "presets": list(args.presets), "seeds": args.seeds,
             "tune_trials": args.tune_trials, "tune_steps": args.tune_steps, "train_steps": args.train_steps,
             "world_seed": args.world_seed, "days": args.days, "users": args.users, "podcasts": args.podcasts,
             "impressions_per_day": args.impressions_per_day, "seconds": round(time.time() - t0),
-            "merged_from": {folder: sorted(set(presets) - set(args.presets)) for folder in args.merge}}
+            "merged_from": taken}
     sweep = write_sweep(tables, presets, args.out, meta)
     print(sweep_markdown(sweep, presets))
     print(f"wrote ads_sweep.json, .md, .png to {args.out} in {time.time() - t0:.0f} s")

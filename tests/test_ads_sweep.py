@@ -189,7 +189,8 @@ def test_report_only_merges_presets_measured_in_earlier_sweeps(tmp_path):
     assert set(rows[1]["ads_ap"]) == {"promotions_baseline", "ads_only", "ads_only_ancillary", "unified"}
     assert rows[2]["ads_ap"]["ads_only_ancillary"]["mean"] == pytest.approx(0.101)  # this run's, not the earlier 0.9
     assert rows[2]["train_ads"] == 2000  # the scale's meta is this run's
-    assert sweep["meta"]["merged_from"] == {str(tmp_path / "earlier"): ["ads_only", "promotions_baseline", "unified"]}
+    three = ["promotions_baseline", "ads_only", "unified"]
+    assert sweep["meta"]["merged_from"] == {str(tmp_path / "earlier"): {"1": three, "2": three}}
     assert "ads_only_ancillary" in (out / "ads_sweep.md").read_text()
     with pytest.raises(SystemExit, match="scale 4 was measured in none"):
         main(["--out", str(out), "--scales", "1,4", "--report-only"])
