@@ -122,6 +122,10 @@ def train(cfg: ModelConfig, tf_transform_output, train_files, eval_files, log_di
     read into memory: the training examples, their counts per source, and the eval dataset.
     Without `examples`, a training split of at most `cfg.memory_max_examples` examples is read
     into memory here; a larger one streams from the files."""
+    if cfg.strategy == Strategy.MULTI_WORKER and (examples is not None or not train_files):
+        # trainings on data already in memory (tuning trials, the study) run in this one process:
+        # only the Trainer's run_fn is started once per worker
+        cfg = cfg.replace(strategy=Strategy.DEFAULT)
     tf.keras.utils.set_random_seed(cfg.seed)
     tasks = cfg.tasks(tuple(table))
     spec = tf_transform_output.transformed_feature_spec()

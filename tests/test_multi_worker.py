@@ -115,3 +115,16 @@ def test_run_fn_trains_on_two_worker_processes(pipeline_run, transformed, tmp_pa
     scored = score_in_fresh_process(serving, os.path.normpath(raw), 4)
     assert set(scored["serving_default"]) == set(scored["serving_raw"]) == {t.name for t in TASKS}
     assert all(0 <= p <= 1 for v in scored["serving_raw"].values() for p in v)
+
+
+def test_tuning_trials_with_a_multi_worker_config_train_in_one_process(transformed):
+    """The Tuner and the study train on the split in memory with the pipeline's ModelConfig: a
+    `multi_worker` config there trains in this process (no TF_CONFIG, no shards), not a crash."""
+    from models.sampling import load_examples
+    from models.trainer import train
+
+    tft_out, files, _ = transformed
+    examples, counts = load_examples(files["train"], tft_out.transformed_feature_spec())
+    cfg = preset("unified", strategy="multi_worker", **FAST)
+    model = train(cfg, tft_out, None, files["eval"], verbose=False, examples=examples, counts=counts)
+    assert model.distribute_strategy.num_replicas_in_sync == 1 and model.selected["step"] >= 1
