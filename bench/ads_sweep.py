@@ -47,6 +47,10 @@ def _scale_dir(out: str, scale: float) -> str:
     return os.path.join(out, f"scale-{scale:g}")
 
 
+def _table_path(out: str, scale: float) -> str:
+    return os.path.join(_scale_dir(out, scale), "ablation.json")
+
+
 def _commit() -> str:
     try:
         head = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
@@ -87,7 +91,7 @@ def run_scale(scale: float, args, out: str, progress=print) -> Dict:
                           impressions_per_day=args.impressions_per_day, ads_scale=scale)
     settings = {"generator": gen.manifest_config(), "presets": list(args.presets), "seeds": args.seeds,
                 "tune_trials": args.tune_trials, "tune_steps": args.tune_steps, "train_steps": args.train_steps}
-    done = os.path.join(folder, "ablation.json")
+    done = _table_path(out, scale)
     if os.path.exists(done):
         table = json.load(open(done))
         if table["meta"].get("sweep_settings") == settings:
@@ -323,7 +327,7 @@ def _presets(text: str):
 def measured_scale(scale: float, folders: Sequence[str]) -> Dict:
     """The first of the folders' scale-<s>/ablation.json (its meta: counts, commit, settings)."""
     for folder in folders:
-        path = os.path.join(_scale_dir(folder, scale), "ablation.json")
+        path = _table_path(folder, scale)
         if os.path.exists(path):
             return json.load(open(path))
     raise SystemExit(f"ads_sweep: --report-only: scale {scale:g} was measured in none of {', '.join(folders)}")
@@ -337,7 +341,7 @@ def merge_earlier(tables: Dict[float, Dict], folders: Sequence[str], presets: Se
     taken: Dict[str, Dict[str, List[str]]] = {}
     for folder in folders:
         for scale, table in tables.items():
-            path = os.path.join(_scale_dir(folder, scale), "ablation.json")
+            path = _table_path(folder, scale)
             if not os.path.exists(path):
                 continue
             for name, variant in json.load(open(path))["variants"].items():

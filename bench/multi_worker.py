@@ -21,7 +21,6 @@ TensorFlow's intra- and inter-op threads per process (default: TensorFlow's own,
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import socket
@@ -38,12 +37,13 @@ RESULT = "MULTI_WORKER_RESULT "
 
 
 def latest(root: str, output: str) -> str:
-    found = sorted(glob.glob(os.path.join(root, "pipeline", "Transform", output, "*")),
-                   key=lambda p: int(os.path.basename(p)))
-    if not found:
-        raise SystemExit(f"multi_worker: no Transform {output} under {root}/pipeline/Transform "
-                         "(a `podcast-mtl run --root` folder expected)")
-    return found[-1]
+    """The newest Transform `output` of a run root (`pipeline.run_root.RunRoot`); a one-line error if none."""
+    from pipeline.run_root import Node, RunRoot
+
+    try:
+        return RunRoot(root).artifact(Node.TRANSFORM, output)
+    except LookupError as e:
+        raise SystemExit(f"multi_worker: {e}")
 
 
 def free_ports(n: int) -> List[int]:

@@ -82,7 +82,7 @@ def read_examples(file_pattern, feature_spec: Dict, counter: Optional[tf.Variabl
 def source_counts(file_pattern) -> Dict[str, int]:
     """Training examples per source in the files (reads only the `source` column)."""
     spec = {"source": tf.io.FixedLenFeature([], tf.int64)}
-    ds = tf.data.TFRecordDataset(_files(file_pattern), compression_type="GZIP").batch(PARSE_BATCH)
+    ds = _records(file_pattern).batch(PARSE_BATCH)
     ds = ds.map(lambda x: tf.io.parse_example(x, spec)["source"], num_parallel_calls=tf.data.AUTOTUNE)
     counts = np.zeros(len(SOURCES), np.int64)
     for ids in ds:
