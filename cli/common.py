@@ -221,7 +221,7 @@ def pipeline_config(args, root: str):
     from datagen.generate import ensure_logs
     from datagen.synthetic import GeneratorConfig
     from models.config import TuningConfig
-    from pipeline.configs import DEFAULT_AP_FLOORS, DEFAULT_PRESET, PipelineConfig
+    from pipeline.configs import DEFAULT_AP_FLOORS, DEFAULT_PRESET, PipelineConfig, multi_processing_min_rows
     from pipeline.run_root import RunRoot
 
     opts = vars(args)
@@ -251,6 +251,7 @@ def pipeline_config(args, root: str):
 
         given["calibration_band"] = parse_calibration_band(opts["calibration_band"])
     try:
+        multi_processing_min_rows()  # a bad environment setting is a usage error before any work
         split = TemporalSplit(test_days=args.test_days, eval_days=args.eval_days,
                               window_days=opts.get("window_days") or 0, end_day=opts.get("end_day"))
         tuning = TuningConfig(seed=args.seed,

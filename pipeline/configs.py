@@ -25,13 +25,14 @@ BASELINE_PRESET = "promotions_baseline"  # trained in the same run when there is
 # installed tfx package and builds an sdist of it for remote workers (`make_beam_dependency_flags`),
 # 5-10 s per component that the DirectRunner, running in this process, never reads.
 LOCAL_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1", "--extra_packages=")
-# The DirectRunner's `multi_processing` mode, one worker process a core (at most 4), is opt-in:
-# PODCAST_MTL_MULTI_PROCESSING_MIN_ROWS=N runs it on local logs of N rows or more, unless the user
-# names a mode. Measured on the default logs (503k rows, 2 cores, 2 workers, back to back): StatisticsGen
-# 55 -> 39 s, Transform 181 -> 127 s, Evaluator 178 -> 128 s (docs/results/performance.md). Not the
-# default: the whole `make run` under it trained a different model from the same logs and seed
-# (promotions 0.2120 against 0.2204 in memory; the gate then refused it), and whether its output
-# order, hence training, is the same from run to run has not been established.
+# The DirectRunner's `multi_processing` mode, one worker process a core (at most 4), on local logs of
+# MULTI_PROCESSING_MIN_ROWS rows or more, unless the user names a mode or a worker count;
+# PODCAST_MTL_MULTI_PROCESSING_MIN_ROWS=N sets the threshold (0: always, "off": never). Its worker
+# processes cost a fixed start-up per Beam step, so small logs (the tests') stay in memory. It writes
+# each split as one file per worker, in another order: the training reads a split into memory in a
+# canonical row order (models/sampling.py: canonical_order), so the model does not depend on the mode
+# (measured on the default logs: docs/results/performance.md).
+MULTI_PROCESSING_MIN_ROWS = 200_000
 MULTI_PROCESSING_MIN_ROWS_ENV = "PODCAST_MTL_MULTI_PROCESSING_MIN_ROWS"
 MULTI_PROCESSING_MAX_WORKERS = 4
 # blessing floors of each source's test stream AP, set for the synthetic logs' base rates
@@ -133,18 +134,31 @@ def local_rows(data: str) -> Optional[int]:
         return None
 
 
+def multi_processing_min_rows(environ=os.environ) -> Optional[int]:
+    """The rows from which local logs run Beam in `multi_processing` mode: MULTI_PROCESSING_MIN_ROWS, or
+    MULTI_PROCESSING_MIN_ROWS_ENV's value (a row count; "off": never, None)."""
+    setting = environ.get(MULTI_PROCESSING_MIN_ROWS_ENV, "").strip()
+    if not setting:
+        return MULTI_PROCESSING_MIN_ROWS
+    if setting.lower() == "off":
+        return None
+    if not setting.isdigit():
+        raise ValueError(f"{MULTI_PROCESSING_MIN_ROWS_ENV}={setting!r}: expected a row count or 'off'")
+    return int(setting)
+
+
 def direct_mode_args(data: str, user_args: Tuple[str, ...] = (), environ=os.environ) -> Tuple[str, ...]:
     """The DirectRunner's mode for these logs: `multi_processing` with one worker a core (at most
-    MULTI_PROCESSING_MAX_WORKERS) from MULTI_PROCESSING_MIN_ROWS_ENV's rows on (opt-in), else
+    MULTI_PROCESSING_MAX_WORKERS) on local logs of at least `multi_processing_min_rows()` rows, else
     nothing (the in-memory mode of LOCAL_BEAM_ARGS); nothing when the user names a mode or a worker count."""
     if any(a.startswith(("--direct_running_mode", "--direct_num_workers")) for a in user_args):
         return ()
-    setting = environ.get(MULTI_PROCESSING_MIN_ROWS_ENV, "")
+    threshold = multi_processing_min_rows(environ)
     workers = min(os.cpu_count() or 1, MULTI_PROCESSING_MAX_WORKERS)
-    if not setting or workers < 2:
+    if threshold is None or workers < 2:
         return ()
-    rows = local_rows(data)  # read only when opted in
-    if rows is None or rows < int(setting):
+    rows = local_rows(data)
+    if rows is None or rows < threshold:
         return ()
     return ("--direct_running_mode=multi_processing", f"--direct_num_workers={workers}")
 

@@ -1,4 +1,4 @@
-"""The local DirectRunner's mode (in memory; worker processes from an opted-in size), the user's Beam
+"""The local DirectRunner's mode (in memory; worker processes from a threshold size), the user's Beam
 arguments winning over it, and the worker processes' import noise kept off the console."""
 import os
 
@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.configs import LOCAL_BEAM_ARGS, PipelineConfig, direct_mode_args, local_rows
+from pipeline.configs import LOCAL_BEAM_ARGS, MULTI_PROCESSING_MIN_ROWS, PipelineConfig, direct_mode_args, local_rows
 
 
 def _logs(tmp_path, rows_per_day, days=3):
@@ -25,17 +25,22 @@ def _mode(args):
     return opts.direct_running_mode, opts.direct_num_workers
 
 
-def test_in_memory_by_default_and_worker_processes_from_the_opted_in_size(tmp_path, monkeypatch):
+def test_worker_processes_from_the_threshold_rows_and_in_memory_below(tmp_path, monkeypatch):
     monkeypatch.delenv("PODCAST_MTL_MULTI_PROCESSING_MIN_ROWS", raising=False)
     data = _logs(tmp_path, 100)
     assert local_rows(data) == 300
+    workers = min(os.cpu_count(), 4)
+    many = ("multi_processing", workers) if workers >= 2 else ("in_memory", 1)
+    assert MULTI_PROCESSING_MIN_ROWS > 300  # small logs (the tests') stay in memory by default
     assert _mode(PipelineConfig(data=data).beam_pipeline_args()) == ("in_memory", 1)
-    monkeypatch.setenv("PODCAST_MTL_MULTI_PROCESSING_MIN_ROWS", "301")  # above these logs' rows
+    monkeypatch.setattr("pipeline.configs.MULTI_PROCESSING_MIN_ROWS", 300)  # the default threshold, reached
+    assert _mode(PipelineConfig(data=data).beam_pipeline_args()) == many
+    monkeypatch.setenv("PODCAST_MTL_MULTI_PROCESSING_MIN_ROWS", "301")  # the environment's threshold wins
+    assert _mode(PipelineConfig(data=data).beam_pipeline_args()) == ("in_memory", 1)
+    monkeypatch.setenv("PODCAST_MTL_MULTI_PROCESSING_MIN_ROWS", "off")
     assert _mode(PipelineConfig(data=data).beam_pipeline_args()) == ("in_memory", 1)
     monkeypatch.setenv("PODCAST_MTL_MULTI_PROCESSING_MIN_ROWS", "300")
-    workers = min(os.cpu_count(), 4)
-    expected = ("multi_processing", workers) if workers >= 2 else ("in_memory", 1)
-    assert _mode(PipelineConfig(data=data).beam_pipeline_args()) == expected
+    assert _mode(PipelineConfig(data=data).beam_pipeline_args()) == many
     # the user's own mode or worker count wins; a runner of their own takes none of the local defaults
     mine = ("--direct_running_mode=multi_threading",)
     assert _mode(PipelineConfig(data=data, beam_args=mine).beam_pipeline_args()) == ("multi_threading", 1)
@@ -43,6 +48,21 @@ def test_in_memory_by_default_and_worker_processes_from_the_opted_in_size(tmp_pa
     dataflow = ("--runner=DataflowRunner", "--project=p")
     assert PipelineConfig(data=data, beam_args=dataflow).beam_pipeline_args() == dataflow
     assert PipelineConfig(data=data).beam_pipeline_args()[:len(LOCAL_BEAM_ARGS)] == LOCAL_BEAM_ARGS
+
+
+def test_a_bad_threshold_is_a_usage_error_naming_the_variable(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    data = _logs(tmp_path, 10, days=1)
+    r = subprocess.run([sys.executable, "-m", "cli", "run", "--data", data, "--root", str(tmp_path / "root")],
+                       capture_output=True, text=True,
+                       env=dict(os.environ, PYTHONPATH=REPO, PODCAST_MTL_MULTI_PROCESSING_MIN_ROWS="lots"))
+    assert r.returncode == 2
+    assert "PODCAST_MTL_MULTI_PROCESSING_MIN_ROWS='lots'" in r.stderr and "Traceback" not in r.stderr
+    assert not os.path.exists(tmp_path / "root")
 
 
 @pytest.mark.parametrize("data", ["gs://bucket/logs", "UNREADABLE"])
