@@ -42,6 +42,7 @@ def main(argv=None) -> int:
     ap.add_argument("--root", required=True, help="a finished run root (podcast-mtl run --root)")
     ap.add_argument("--profile", help="write a cProfile of the main thread's CPU here")
     ap.add_argument("--beam-arg", action="append", default=[], help="extra Beam pipeline argument")
+    ap.add_argument("--schema", help="a folder with schema.pbtxt, given to the Evaluator as its schema input")
     args = ap.parse_args(argv)
 
     from tfx.components.evaluator.executor import Executor
@@ -84,7 +85,10 @@ def main(argv=None) -> int:
     t0, c0 = time.time(), cpu_seconds()
     if prof:
         prof.enable()
-    executor.Do({"examples": [examples], "model": [model], "baseline_model": [baseline]},
+    inputs = {"examples": [examples], "model": [model], "baseline_model": [baseline]}
+    if args.schema:
+        inputs["schema"] = [artifact(standard_artifacts.Schema, args.schema)]
+    executor.Do(inputs,
                 {"evaluation": [evaluation], "blessing": [blessing]}, exec_properties)
     if prof:
         prof.disable()

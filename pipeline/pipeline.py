@@ -183,8 +183,10 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
         hyperparameters = outputs["best_hyperparameters" if "best_hyperparameters" in outputs else "hyperparameters"]
     trainer = _trainer(config, transform, config.model, hyperparameters).with_id(Node.TRAINER)
     baseline = baseline_components(config, transform)
+    # the validated schema: TFMA decodes the test split's features typed by it instead of inferring
+    # them (Evaluator 117 -> 104 s on the default logs, the same metrics; docs/results/performance.md)
     evaluator = tfx.components.Evaluator(
-        examples=examples, model=trainer.outputs["model"],
+        examples=examples, schema=transform.inputs["schema"], model=trainer.outputs["model"],
         baseline_model=baseline[-1].outputs["result" if config.baseline_model else "model"], example_splits=["test"],
         eval_config=make_eval_config(config.model.tasks(), config.floors, config.ap_tolerance,
                                      calibration_band=config.calibration_band))
