@@ -1,6 +1,6 @@
 """The Evaluator alone, on a finished run's artifacts: wall and CPU seconds, optionally a cProfile.
 
-    python bench/evaluator.py --root runs/default [--profile DIR] [--beam-arg ...]
+    python bench/evaluator.py --root runs/default [--schema DIR [--project]] [--overall-slice] [--profile DIR] [--beam-arg ...]
 
 Runs TFX's own Evaluator executor (the component's `Do`, what the DAG runs) on the run root's
 test split, the Trainer's model and `baseline_trainer`'s model, with the eval config the DAG
@@ -43,6 +43,9 @@ def main(argv=None) -> int:
     ap.add_argument("--profile", help="write a cProfile of the main thread's CPU here")
     ap.add_argument("--beam-arg", action="append", default=[], help="extra Beam pipeline argument")
     ap.add_argument("--schema", help="a folder with schema.pbtxt, given to the Evaluator as its schema input")
+    ap.add_argument("--project", action="store_true",
+                    help="give the Evaluator --schema with only the evaluation features, as the DAG's gate does")
+    ap.add_argument("--overall-slice", action="store_true", help="add the overall slice (the DAG has none)")
     args = ap.parse_args(argv)
 
     from tfx.components.evaluator.executor import Executor
@@ -56,6 +59,8 @@ def main(argv=None) -> int:
     config = PipelineConfig(data="", root=args.root)  # the defaults `podcast-mtl run` evaluates with
     eval_config = make_eval_config(config.model.tasks(), config.floors, config.ap_tolerance,
                                    calibration_band=config.calibration_band)
+    if args.overall_slice:
+        eval_config.slicing_specs.insert(0, tfma.SlicingSpec())
 
     def artifact(cls, uri, **props):
         a = cls()
@@ -75,7 +80,8 @@ def main(argv=None) -> int:
     os.makedirs(blessing.uri)
     n_test = sum(1 for _ in __import__("tensorflow").data.TFRecordDataset(
         glob.glob(os.path.join(examples.uri, "Split-test", "*")), compression_type="GZIP"))
-    print(f"test split: {n_test:,} examples; {len(eval_config.slicing_specs)} slicing specs, "
+    print(f"test split: {n_test:,} examples; {len(eval_config.slicing_specs)} slicing specs, schema "
+          f"{args.schema or 'none'}{' (projected)' if args.project else ''}, "
           f"{len(eval_config.metrics_specs)} metrics specs", flush=True)
 
     executor = Executor(Executor.Context(beam_pipeline_args=list(config.beam_pipeline_args()) + args.beam_arg,
@@ -87,7 +93,14 @@ def main(argv=None) -> int:
         prof.enable()
     inputs = {"examples": [examples], "model": [model], "baseline_model": [baseline]}
     if args.schema:
-        inputs["schema"] = [artifact(standard_artifacts.Schema, args.schema)]
+        schema = args.schema
+        if args.project:
+            from components.validation_gate.executor import write_projected_schema
+            from evaluation.eval_config import evaluation_features
+
+            schema = os.path.join(out, "evaluation_schema")
+            write_projected_schema(args.schema, schema, list(evaluation_features(config.model.tasks())))
+        inputs["schema"] = [artifact(standard_artifacts.Schema, schema)]
     executor.Do(inputs,
                 {"evaluation": [evaluation], "blessing": [blessing]}, exec_properties)
     if prof:

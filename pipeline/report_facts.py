@@ -4,7 +4,7 @@ data (dicts and lists) that `pipeline/reports.py` writes as report.md and report
 - splits and positives per source: ExampleGen's row report (`RunSummary.rows`);
 - the gate: floors and tolerance from the Evaluator's own eval config (`eval_config.json`), the
   gating head of each source, candidate and baseline AP and the relative change;
-- slices: every metric TFMA computed per slice (overall, source, source x popularity bucket) for
+- slices: every metric TFMA computed per slice (source, source x popularity bucket) for
   the candidate and the baseline: exact AP and example count per head, mean label (positives) and
   calibration metrics where the eval config asks for them, calibration plots where present;
 - tuning: the Tuner's `tuner_results.json` (TFX: every completed trial's values and score) and the

@@ -43,6 +43,29 @@ def test_end_to_end_run_blesses_and_pushes(pipeline_run, small_logs):
            {k: getattr(s, k) for k in ("blessed", "pushed_model", "splits", "ap")}
 
 
+def test_the_evaluator_decodes_only_the_gates_evaluation_schema_and_slices_by_source(pipeline_run):
+    import tensorflow_data_validation as tfdv
+    import tensorflow_model_analysis as tfma
+    from ml_metadata.proto import metadata_store_pb2
+
+    from evaluation.eval_config import evaluation_features
+    from pipeline.run_summary import _store
+
+    root = RunRoot(pipeline_run["root"])
+    projected = root.artifact(Node.GATE, "evaluation_schema")
+    names = {f.name for f in tfdv.load_schema_text(os.path.join(projected, "schema.pbtxt")).feature}
+    assert names == set(evaluation_features(pipeline_run["config"].model.tasks()))
+    store = _store(pipeline_run["config"].metadata)  # the schema the Evaluator's execution read (MLMD)
+    (execution,) = store.get_executions_by_type("tfx.components.evaluator.component.Evaluator")
+    inputs = [e.artifact_id for e in store.get_events_by_execution_ids([execution.id])
+              if e.type == metadata_store_pb2.Event.INPUT]
+    schemas = [a.uri for a in store.get_artifacts_by_id(inputs) if a.type_id == store.get_artifact_type("Schema").id]
+    assert [os.path.realpath(u) for u in schemas] == [os.path.realpath(projected)]
+    evaluation = root.artifact(Node.EVALUATOR, "evaluation")
+    keys = {tuple(k for k, _ in key) for key, _ in tfma.load_eval_result(evaluation, model_name="candidate").slicing_metrics}
+    assert keys == {("source",), ("popularity_bucket", "source")}  # no overall slice
+
+
 def test_pushed_model_scores_raw_examples_in_a_fresh_process(pipeline_run):
     pattern = os.path.join(RunRoot(pipeline_run["root"]).artifact(Node.EXAMPLE_GEN, "examples"), "Split-test", "*.gz")
     scored = score_in_fresh_process(pipeline_run["summary"].pushed_model, pattern, 8)

@@ -46,3 +46,27 @@ def test_message_names_each_split_feature_and_problem(good, tmp_path):
     assert "feature 'podcast_id'" in text
     assert all(line.startswith("split 'train'") for line in lines)
     assert describe_anomalies(str(tmp_path), ["eval"]) == []
+
+
+def test_the_evaluation_schema_keeps_only_the_evaluation_features_as_validated(tmp_path):
+    import shutil
+
+    from core.tasks import TASKS
+    from components.validation_gate.executor import DataValidationError, write_projected_schema
+
+    src = tmp_path / "schema"
+    src.mkdir()
+    shutil.copy(os.path.join(SCHEMA_DIR, "impressions.pbtxt"), src / "schema.pbtxt")
+    whole = tfdv.load_schema_text(str(src / "schema.pbtxt"))
+    features = sorted({"source", "popularity_bucket"} | {t.label for t in TASKS})  # what the DAG passes
+    assert set(features) < {f.name for f in whole.feature}
+    write_projected_schema(str(src), str(tmp_path / "eval"), list(features))
+    projected = tfdv.load_schema_text(str(tmp_path / "eval" / "schema.pbtxt"))
+    assert sorted(f.name for f in projected.feature) == sorted(features)
+    by_name = {f.name: f for f in whole.feature}
+    assert all(f == by_name[f.name] for f in projected.feature)  # types, domains, environments as validated
+    assert list(projected.default_environment) == list(whole.default_environment)
+    write_projected_schema(str(src), str(tmp_path / "all"), [])  # no list: the whole schema
+    assert tfdv.load_schema_text(str(tmp_path / "all" / "schema.pbtxt")) == whole
+    with pytest.raises(DataValidationError, match="no feature 'region'"):
+        write_projected_schema(str(src), str(tmp_path / "bad"), ["source", "region"])
