@@ -47,6 +47,8 @@ def main(argv=None) -> int:
                     help="give the Evaluator --schema with only the evaluation features, as the DAG's gate does")
     ap.add_argument("--overall-slice", action="store_true", help="add the overall slice (the DAG has none)")
     args = ap.parse_args(argv)
+    if args.project and not args.schema:
+        ap.error("--project projects the --schema folder: give --schema DIR")
 
     from tfx.components.evaluator.executor import Executor
     from tfx.types import standard_artifacts

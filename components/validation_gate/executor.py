@@ -203,30 +203,28 @@ class Executor(base_executor.BaseExecutor):
                 + "\n  ".join(problems))
         for name in tf.io.gfile.listdir(schema.uri):
             tf.io.gfile.copy(os.path.join(schema.uri, name), os.path.join(validated.uri, name), overwrite=True)
-        if spec.EVALUATION_SCHEMA_KEY in output_dict:
-            write_projected_schema(schema.uri, artifact_utils.get_single_instance(
-                output_dict[spec.EVALUATION_SCHEMA_KEY]).uri,
-                json.loads(exec_properties.get(spec.EVALUATION_FEATURES_KEY) or "[]"))
+        evaluation = artifact_utils.get_single_instance(output_dict[spec.EVALUATION_SCHEMA_KEY])
+        write_projected_schema(schema.uri, evaluation.uri,
+                               json.loads(exec_properties.get(spec.EVALUATION_FEATURES_KEY) or "[]"))
 
 
 def write_projected_schema(schema_uri: str, out_uri: str, features: List[str]) -> None:
     """The schema under `schema_uri` with only `features` (every feature when empty) as
     `out_uri/schema.pbtxt`; a feature the schema lacks is an error naming it."""
-    from tensorflow_metadata.proto.v0 import schema_pb2
-    from google.protobuf import text_format
+    import tensorflow_data_validation as tfdv
 
     files = tf.io.gfile.glob(os.path.join(schema_uri, "*.pbtxt"))
     if len(files) != 1:
         raise DataValidationError(f"validation gate: expected one schema .pbtxt under {schema_uri}, found {files}")
-    schema = text_format.Parse(tf.io.gfile.GFile(files[0]).read(), schema_pb2.Schema())
-    if features:
-        missing = sorted(set(features) - {f.name for f in schema.feature})
+    schema = tfdv.load_schema_text(files[0])
+    wanted = set(features)
+    if wanted:
+        missing = sorted(wanted - {f.name for f in schema.feature})
         if missing:
             raise DataValidationError(f"validation gate: {files[0]} has no feature {', '.join(map(repr, missing))} "
                                       f"that the Evaluator slices or labels by")
-        kept = [f for f in schema.feature if f.name in set(features)]
+        kept = [f for f in schema.feature if f.name in wanted]
         del schema.feature[:]
         schema.feature.extend(kept)
     tf.io.gfile.makedirs(out_uri)
-    with tf.io.gfile.GFile(os.path.join(out_uri, "schema.pbtxt"), "w") as f:
-        f.write(text_format.MessageToString(schema))
+    tfdv.write_schema_text(schema, os.path.join(out_uri, "schema.pbtxt"))
