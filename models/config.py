@@ -93,6 +93,12 @@ class ModelConfig:
     # restored checkpoint: the best mean relative AP among evaluations where every source is within
     # this fraction of its own best eval AP in the training (else the best worst-source ratio)
     checkpoint_tolerance: float = 0.01
+    # checkpoint refinement: between two evaluations the weights are kept every this many steps
+    # (only near the best evaluation so far), and at the end of the training those within one
+    # interval of the chosen evaluation are scored too and the choice above is made among all of
+    # them. The early-stopping decisions stay at `eval_every_steps`. 0 (or a value that does not
+    # divide `eval_every_steps`): off
+    checkpoint_refine_steps: int = 25
     max_eval_examples: int = 100_000
     shuffle_buffer: int = 20_000  # file path only; in memory every pass is fully shuffled
     # a training split of at most this many examples is read once into memory (about 0.5 KB an

@@ -53,41 +53,65 @@ class StreamAPCallback(tf.keras.callbacks.Callback):
     """After each evaluation interval: exact stream AP per source on the eval split (put in the logs
     as `val_stream_ap_<source>`), early stopping once no source improves (`should_stop`), and at
     the end the weights of the evaluation `choose_checkpoint` picks, so that no source is traded
-    for the other. `selected` holds that evaluation's step and APs."""
+    for the other. `selected` holds that evaluation's step and APs.
+
+    With `refine` steps (a divisor of `interval` below it), the weights are also kept every `refine`
+    steps between two evaluations, only those within one interval of the best evaluation so far (at
+    most three intervals' worth in memory); at the end the ones within one interval of the chosen
+    evaluation are scored as well and the choice is made again among all scored checkpoints. Early
+    stopping still looks at the evaluations every `interval` steps only, so the training itself
+    (its batches, its length) is the same with or without refinement."""
 
     def __init__(self, dataset, tasks: Sequence[Task], sources: Sequence[str], interval: int, total: int,
-                 patience: int, tolerance: float, verbose: bool = True):
+                 patience: int, tolerance: float, verbose: bool = True, refine: int = 0):
         super().__init__()
         self.dataset, self.tasks, self.sources = dataset, tuple(tasks), tuple(sources)
         self._batches = None  # the eval split, read and parsed once, then scored from memory
         self._scorer = None  # from the second evaluation on, the traced forward pass (models/evaluate.py)
         self.interval, self.total, self.patience, self.tolerance = interval, total, patience, tolerance
+        self.refine = refine if 0 < refine < interval and interval % refine == 0 else 0
+        self._supports_tf_logs = True  # the batch hook reads no logs: no host sync per step for them
         self.verbose = verbose
         self.history: List[Dict[str, float]] = []  # eval AP of the training sources, per evaluation
         self._all_ap: List[Dict[str, float]] = []  # eval AP of every source (a promotions model on ads too)
         self._weights: List[list] = []
+        self._steps: List[int] = []  # the step of each evaluation
+        self._between: Dict[int, list] = {}  # step -> weights kept between evaluations (refinement)
+        self.refined: List[Dict] = []  # the checkpoints scored at the end: step and eval AP
         self.selected: Optional[Dict] = None
         self._t0 = time.time()
+        self._epoch = 0
         self.train_seconds: List[float] = []  # per evaluation interval: the training steps alone
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._t0 = time.time()
+        self._t0, self._epoch = time.time(), epoch
 
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs if logs is not None else {}
-        took = time.time() - self._t0
-        self.train_seconds.append(took)
+    def on_train_batch_end(self, batch, logs=None):
+        if self.refine and (batch + 1) % self.refine == 0 and batch + 1 < self.interval:
+            self._between[self._epoch * self.interval + batch + 1] = self.model.get_weights()
+
+    def _score(self) -> Dict[str, float]:
         if self._batches is None:
             self._batches = list(self.dataset)
         if self.history and self._scorer is None:  # a model scored once does not pay for a trace
             self._scorer = TracedScorer(self.model)
         self.last_scored = score_dataset(self.model, self._batches, self._scorer)  # also read by models/tensorboard.py
-        ap = stream_ap_by_source(self.tasks, self.last_scored)
+        return stream_ap_by_source(self.tasks, self.last_scored)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        took = time.time() - self._t0
+        self.train_seconds.append(took)
+        ap = self._score()
         for source, value in ap.items():
             logs[f"{MONITOR}_{source}"] = value
         self.history.append({s: ap[s] for s in self.sources})
         self._all_ap.append(dict(ap))
         self._weights.append(self.model.get_weights())
+        self._steps.append((epoch + 1) * self.interval)
+        if self._between:  # keep only the weights next to the best evaluation so far
+            near = self._steps[choose_checkpoint(self.history, self.tolerance)]
+            self._between = {s: w for s, w in self._between.items() if abs(s - near) < self.interval}
         if self.verbose:
             print(f"  step {self._step(epoch)}/{self.total}: "
                   f"loss {logs.get('loss', float('nan')):.4f}, eval stream AP " +
@@ -99,11 +123,27 @@ class StreamAPCallback(tf.keras.callbacks.Callback):
         if not self.history:
             return
         best = choose_checkpoint(self.history, self.tolerance)
-        self.model.set_weights(self._weights[best])
-        self._weights, self._scorer = [], None
-        self.selected = {"step": self._step(best), "eval_ap": dict(self.history[best]),
-                         "eval_ap_all_sources": dict(self._all_ap[best]),
-                         "best_eval_ap": {s: max(h[s] for h in self.history) for s in self.sources}}
+        steps, history, all_ap, weights = list(self._steps), list(self.history), list(self._all_ap), list(self._weights)
+        near = [s for s in sorted(self._between) if abs(s - steps[best]) < self.interval]
+        if near:  # refinement: score the kept weights around the chosen evaluation, choose again
+            t0 = time.time()
+            for step in near:
+                self.model.set_weights(self._between[step])
+                ap = self._score()
+                self.refined.append({"step": step, "eval_ap": {s: ap[s] for s in self.sources}})
+                steps.append(step), history.append({s: ap[s] for s in self.sources})
+                all_ap.append(dict(ap)), weights.append(self._between[step])
+            order = sorted(range(len(steps)), key=steps.__getitem__)
+            steps, history, all_ap, weights = ([xs[i] for i in order] for xs in (steps, history, all_ap, weights))
+            best = choose_checkpoint(history, self.tolerance)
+            if self.verbose:
+                print(f"  refinement: scored steps {near} ({time.time() - t0:.0f} s)", flush=True)
+        self.model.set_weights(weights[best])
+        self._weights, self._between, self._scorer = [], {}, None
+        self.selected = {"step": min(steps[best], self.total), "eval_ap": dict(history[best]),
+                         "eval_ap_all_sources": dict(all_ap[best]),
+                         "best_eval_ap": {s: max(h[s] for h in history) for s in self.sources},
+                         "refined": list(self.refined)}
         if self.verbose:
             print(f"  restored step {self.selected['step']}: eval stream AP " +
                   " ".join(f"{s}={v:.4f}" for s, v in self.selected["eval_ap"].items()) + " (best seen: " +
@@ -150,7 +190,8 @@ def train(cfg: ModelConfig, tf_transform_output, train_files, eval_files, log_di
     if eval_data is None:
         eval_data = eval_dataset(eval_files, spec, max_examples=cfg.max_eval_examples)
     selection = StreamAPCallback(eval_data, tasks, cfg.train_sources, interval, cfg.train_steps,
-                                 cfg.early_stopping_patience, cfg.checkpoint_tolerance, verbose)
+                                 cfg.early_stopping_patience, cfg.checkpoint_tolerance, verbose,
+                                 refine=cfg.checkpoint_refine_steps)
     callbacks = [selection]
     if log_dir:
         callbacks.append(TrainingBoard(log_dir, selection, cfg, tasks, interval, cfg.train_steps))

@@ -188,3 +188,37 @@ def test_training_in_memory_does_not_depend_on_the_files_or_their_record_order(t
     assert len(one.weights) == len(two.weights)
     assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(one.weights, two.weights))
     assert any(np.abs(w.numpy()).sum() > 0 for w in one.trainable_weights)
+
+
+def test_checkpoint_refinement_scores_the_weights_between_evaluations_and_leaves_the_training_alone(transformed):
+    """With `checkpoint_refine_steps`, the weights between two evaluations near the chosen one are
+    scored at the end and the choice is made among all scored checkpoints; the evaluations every
+    `eval_every_steps` (and so early stopping and the batches) are those of a training without it."""
+    from models.evaluate import score_dataset, stream_ap_by_source
+    from models.sampling import eval_dataset
+    from models.selection import choose_checkpoint
+
+    tft_out, files, graph_dir = transformed
+    base = preset("unified", **FAST).replace(train_steps=12, eval_every_steps=4, early_stopping_patience=0)
+    coarse = train(base.replace(checkpoint_refine_steps=0), tft_out, files["train"], files["eval"], verbose=False)
+    fine = train(base.replace(checkpoint_refine_steps=2), tft_out, files["train"], files["eval"], verbose=False)
+    keys = [f"val_stream_ap_{s}" for s in base.train_sources]
+    for key in keys + ["loss"]:  # the same training: the same losses and evaluations every 4 steps (to
+        # float rounding: the first training in this process, after the in-process DAG run, differed in
+        # the 7th digit; in a fresh process the two are equal bit for bit)
+        assert fine.history.history[key] == pytest.approx(coarse.history.history[key], rel=1e-5)
+    assert coarse.selected["refined"] == []
+    refined = fine.selected["refined"]
+    evaluations = {4 * (i + 1): {s: fine.history.history[f"val_stream_ap_{s}"][i] for s in base.train_sources}
+                   for i in range(3)}
+    chosen = list(evaluations)[choose_checkpoint(list(evaluations.values()), base.checkpoint_tolerance)]
+    # the odd steps within one interval of the chosen evaluation, and no other
+    assert [r["step"] for r in refined] == [s for s in (2, 6, 10) if abs(s - chosen) < 4]
+    scored = {**evaluations, **{r["step"]: r["eval_ap"] for r in refined}}
+    steps = sorted(scored)
+    assert fine.selected["step"] == steps[choose_checkpoint([scored[s] for s in steps], base.checkpoint_tolerance)]
+    # the restored weights are the selected checkpoint's: scoring them again gives its eval AP
+    ap = stream_ap_by_source(fine.task_rows, score_dataset(fine, list(eval_dataset(
+        files["eval"], tft_out.transformed_feature_spec(), max_examples=base.max_eval_examples))))
+    for s in base.train_sources:
+        assert ap[s] == pytest.approx(fine.selected["eval_ap"][s], rel=1e-5)
