@@ -75,9 +75,7 @@ class StreamAPCallback(tf.keras.callbacks.Callback):
         self.history: List[Dict[str, float]] = []  # eval AP of the training sources, per evaluation
         self._all_ap: List[Dict[str, float]] = []  # eval AP of every source (a promotions model on ads too)
         self._weights: List[list] = []
-        self._steps: List[int] = []  # the step of each evaluation
         self._between: Dict[int, list] = {}  # step -> weights kept between evaluations (refinement)
-        self.refined: List[Dict] = []  # the checkpoints scored at the end: step and eval AP
         self.selected: Optional[Dict] = None
         self._t0 = time.time()
         self._epoch = 0
@@ -108,9 +106,8 @@ class StreamAPCallback(tf.keras.callbacks.Callback):
         self.history.append({s: ap[s] for s in self.sources})
         self._all_ap.append(dict(ap))
         self._weights.append(self.model.get_weights())
-        self._steps.append((epoch + 1) * self.interval)
         if self._between:  # keep only the weights next to the best evaluation so far
-            near = self._steps[choose_checkpoint(self.history, self.tolerance)]
+            near = (choose_checkpoint(self.history, self.tolerance) + 1) * self.interval
             self._between = {s: w for s, w in self._between.items() if abs(s - near) < self.interval}
         if self.verbose:
             print(f"  step {self._step(epoch)}/{self.total}: "
@@ -122,28 +119,29 @@ class StreamAPCallback(tf.keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if not self.history:
             return
-        best = choose_checkpoint(self.history, self.tolerance)
-        steps, history, all_ap, weights = list(self._steps), list(self.history), list(self._all_ap), list(self._weights)
-        near = [s for s in sorted(self._between) if abs(s - steps[best]) < self.interval]
+        # candidates: (step, eval AP of the training sources, of every source, weights), by step
+        candidates = [((i + 1) * self.interval, h, a, w)
+                      for i, (h, a, w) in enumerate(zip(self.history, self._all_ap, self._weights))]
+        chosen = candidates[choose_checkpoint(self.history, self.tolerance)][0]
+        near = [s for s in sorted(self._between) if abs(s - chosen) < self.interval]
+        refined = []
         if near:  # refinement: score the kept weights around the chosen evaluation, choose again
             t0 = time.time()
             for step in near:
                 self.model.set_weights(self._between[step])
                 ap = self._score()
-                self.refined.append({"step": step, "eval_ap": {s: ap[s] for s in self.sources}})
-                steps.append(step), history.append({s: ap[s] for s in self.sources})
-                all_ap.append(dict(ap)), weights.append(self._between[step])
-            order = sorted(range(len(steps)), key=steps.__getitem__)
-            steps, history, all_ap, weights = ([xs[i] for i in order] for xs in (steps, history, all_ap, weights))
-            best = choose_checkpoint(history, self.tolerance)
+                refined.append({"step": step, "eval_ap": {s: ap[s] for s in self.sources}})
+                candidates.append((step, refined[-1]["eval_ap"], dict(ap), self._between[step]))
+            candidates.sort(key=lambda c: c[0])
             if self.verbose:
                 print(f"  refinement: scored steps {near} ({time.time() - t0:.0f} s)", flush=True)
-        self.model.set_weights(weights[best])
+        history = [c[1] for c in candidates]
+        step, eval_ap, all_ap, weights = candidates[choose_checkpoint(history, self.tolerance)]
+        self.model.set_weights(weights)
         self._weights, self._between, self._scorer = [], {}, None
-        self.selected = {"step": min(steps[best], self.total), "eval_ap": dict(history[best]),
-                         "eval_ap_all_sources": dict(all_ap[best]),
+        self.selected = {"step": min(step, self.total), "eval_ap": dict(eval_ap), "eval_ap_all_sources": dict(all_ap),
                          "best_eval_ap": {s: max(h[s] for h in history) for s in self.sources},
-                         "refined": list(self.refined)}
+                         "refined": refined}
         if self.verbose:
             print(f"  restored step {self.selected['step']}: eval stream AP " +
                   " ".join(f"{s}={v:.4f}" for s, v in self.selected["eval_ap"].items()) + " (best seen: " +
