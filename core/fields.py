@@ -48,6 +48,9 @@ class Field:
     buckets: int = 0  # hash buckets ("hash") or OOV buckets ("vocab", "list")
     vocab: Optional[str] = None  # shared vocabulary name (defaults to the field name)
     doc: str = ""
+    # an attribute that real logs may or may not carry: absent (no column, or null) it is read as
+    # "" / 0 like a one-source field on the other source, and the schema does not require it
+    optional: bool = False
 
     @property
     def is_list(self) -> bool:
@@ -55,7 +58,7 @@ class Field:
 
     @property
     def required(self) -> bool:
-        return self.only_on is None and not self.is_list
+        return self.only_on is None and not self.is_list and not self.optional
 
     @property
     def vocab_name(self) -> str:
@@ -77,11 +80,21 @@ FIELDS: Tuple[Field, ...] = (
     Field("user_follows", Dtype.STRING, Role.FEATURE, Transform.LIST, buckets=20, vocab="podcast_id",
           doc="podcast ids the user follows"),
     Field("user_tenure_bucket", Dtype.STRING, Role.FEATURE, Transform.VOCAB, buckets=1, doc="account age bucket"),
+    Field("user_activity_level", Dtype.STRING, Role.FEATURE, Transform.VOCAB, buckets=1, optional=True,
+          doc="how active the listener is (low / middle / high / full)"),
+    Field("user_following_range", Dtype.STRING, Role.FEATURE, Transform.VOCAB, buckets=1, optional=True,
+          doc="range of the number of shows / accounts the listener follows"),
+    Field("user_followers_range", Dtype.STRING, Role.FEATURE, Transform.VOCAB, buckets=1, optional=True,
+          doc="range of the listener's own followers (listeners who publish or share)"),
     # podcast
     Field("podcast_id", Dtype.STRING, Role.FEATURE, Transform.VOCAB, buckets=20, doc="podcast (show) id"),
     Field("episode_id", Dtype.STRING, Role.FEATURE, Transform.HASH, buckets=20000, doc="episode id (hashed)"),
     Field("genre", Dtype.STRING, Role.FEATURE, Transform.VOCAB, buckets=1, doc="podcast genre"),
     Field("creator_id", Dtype.STRING, Role.FEATURE, Transform.VOCAB, buckets=20, doc="creator / publisher id"),
+    Field("episode_duration_s", Dtype.INT, Role.FEATURE, Transform.NUMERIC, optional=True,
+          doc="episode length in seconds"),
+    Field("episode_format", Dtype.STRING, Role.FEATURE, Transform.VOCAB, buckets=1, optional=True,
+          doc="episode format or upload type (full episode, trailer, clip, ...)"),
     Field("podcast_age_days", Dtype.INT, Role.FEATURE, Transform.NUMERIC, doc="days since launch at the impression"),
     Field("podcast_recent_streams", Dtype.INT, Role.FEATURE, Transform.NUMERIC,
           doc="streams of the podcast in the 7 days before the impression (no look-ahead)"),

@@ -3,10 +3,12 @@
 Mapping (see the data's README): source = promotions for the promotions tabs (default tab 1),
 ads for the ads tabs (default every other tab); stream = long_view; click / like / follow =
 is_click / is_like / is_follow; podcast = video_id, creator = author_id, genre = tag, tenure =
-register_days_range; surface = "tab<N>"; on ads rows the placement (tab) is the ad format, the
-video the creative and the author the campaign. Listening history and follows are each user's
-long-viewed and followed videos strictly before the impression, newest first; popularity counts
-use only earlier impressions. Exact duplicate log rows are dropped and counted.
+register_days_range; the optional attributes when the tables have them: activity level =
+user_active_degree, following / followers range = follow_user_num_range / fans_user_num_range,
+episode duration = video_duration (ms -> s), episode format = upload_type; surface = "tab<N>";
+on ads rows the placement (tab) is the ad format, the video the creative and the author the
+campaign. Listening history and follows are each user's long-viewed and followed videos strictly
+before the impression, newest first; popularity counts use only earlier impressions. Exact duplicate log rows are dropped and counted.
 """
 from __future__ import annotations
 
@@ -29,6 +31,11 @@ VIDEO_FILE = "video_features_basic_pure.csv"
 LOG_COLUMNS = ("user_id", "video_id", "time_ms", "is_click", "is_like", "is_follow", "long_view", "tab")
 USER_COLUMNS = ("user_id", "register_days_range")
 VIDEO_COLUMNS = ("video_id", "author_id", "upload_dt", "tag")
+# The optional attributes (core.fields, `optional`), carried when the user / video table has the column:
+# project field <- (KuaiRand column, how a value is written)
+USER_ATTRIBUTES = {"user_activity_level": "user_active_degree", "user_following_range": "follow_user_num_range",
+                   "user_followers_range": "fans_user_num_range"}
+VIDEO_ATTRIBUTES = {"episode_duration_s": "video_duration", "episode_format": "upload_type"}
 
 
 class InputError(ValueError):
@@ -97,6 +104,12 @@ def _tabs(log: pd.DataFrame, path: str, promotions_tabs: Sequence[int], ads_tabs
     return tabs
 
 
+def _attribute_strings(col: pd.Series) -> np.ndarray:
+    """An attribute column as strings, missing values (NaN, "UNKNOWN") as null: read as absent."""
+    out = col.astype(object).where(col.notna(), None).map(lambda v: None if v is None else str(v))
+    return out.where(out != "UNKNOWN", None).to_numpy(dtype=object)
+
+
 def _histories(df: pd.DataFrame, flag: str) -> list:
     """Per row: the user's videos with `flag` == 1 strictly earlier in time, newest first."""
     out = [None] * len(df)
@@ -140,8 +153,13 @@ def convert(src: str, promotions_tabs: Sequence[int] = (1,), ads_tabs: Optional[
     null_labels = log[list(labels.values())].isna().any(axis=1)
     stats["rows_with_null_labels_dropped"] = int(null_labels.sum())
     log = log[~null_labels]
-    log = log.merge(users[list(USER_COLUMNS)], on="user_id", how="left", validate="many_to_one")
-    log = log.merge(videos[list(VIDEO_COLUMNS)], on="video_id", how="left", validate="many_to_one")
+    user_attrs = {k: c for k, c in USER_ATTRIBUTES.items() if c in users.columns}
+    video_attrs = {k: c for k, c in VIDEO_ATTRIBUTES.items() if c in videos.columns}
+    stats["attributes"] = sorted(user_attrs) + sorted(video_attrs)
+    log = log.merge(users[list(USER_COLUMNS) + list(user_attrs.values())], on="user_id", how="left",
+                    validate="many_to_one")
+    log = log.merge(videos[list(VIDEO_COLUMNS) + list(video_attrs.values())], on="video_id", how="left",
+                    validate="many_to_one")
     for col, name in (("register_days_range", USER_FILE), ("author_id", VIDEO_FILE)):
         if log[col].isna().any():
             raise InputError(f"{name}: no {col} for {int(log[col].isna().sum())} log rows")
@@ -171,6 +189,12 @@ def convert(src: str, promotions_tabs: Sequence[int] = (1,), ads_tabs: Optional[
         "campaign_id": np.where(ads, "a" + log["author_id"].astype(np.int64).astype(str), None),
         "creative_id": np.where(ads, "v" + log["video_id"].astype(str), None),
         **{k: log[v].astype(np.int64).to_numpy() for k, v in labels.items()},
+        **{k: _attribute_strings(log[c]) for k, c in user_attrs.items()},
+        **({"episode_format": _attribute_strings(log[video_attrs["episode_format"]])}
+           if "episode_format" in video_attrs else {}),
+        **({"episode_duration_s": pd.array((pd.to_numeric(log[video_attrs["episode_duration_s"]], errors="coerce")
+                                            / 1000).round().clip(lower=0), dtype="Int64")}
+           if "episode_duration_s" in video_attrs else {}),
     })
     hist_src = pd.DataFrame({"user_id": log["user_id"].to_numpy(), "video_id": log["video_id"].to_numpy(),
                              "event_time": event_time.to_numpy(), "long_view": df["stream"].to_numpy(),

@@ -109,6 +109,7 @@ def generate(cfg: GeneratorConfig, world: Optional[World] = None) -> pd.DataFram
         "ad_format": np.where(is_ad, np.array(AD_FORMATS, dtype=object)[fmt], None),
         "campaign_id": np.where(is_ad, world.campaign_ids[camp], None),
         "creative_id": np.where(is_ad, world.creative_ids[crs], None),
+        **world.attributes(user, pod, episode),
         **labels,
         **{TRUTH_PREFIX + k: p[k] for k in LABELS},
     })

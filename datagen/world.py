@@ -29,7 +29,7 @@ import pandas as pd
 from core.days import DAY
 from core.fields import popularity_bucket
 
-WORLD_VERSION = 2  # bump when the world or the sampling changes: cached logs of an older version are remade
+WORLD_VERSION = 3  # bump when the world or the sampling changes: cached logs of an older version are remade
 START = dt.datetime(2026, 1, 5, tzinfo=dt.timezone.utc)  # a Monday
 DIM = 8
 GENRES = ("comedy", "news", "true_crime", "sports", "business", "health", "society", "tech", "history",
@@ -72,6 +72,23 @@ NEW_ADVERTISER_SHARE = 0.85  # podcasts launching in the window that buy a launc
 RAMP_DAYS = 28  # a new podcast's organic popularity builds linearly over four weeks
 FEATURED_SHARE, FEATURE_PUSH = 0.1, 4.0  # share of launches featured editorially, and their first-week push
 EMERGING_BOTTOM_SHARE = 0.5  # emerging creators: launched in the window or in the bottom half by popularity
+
+# Optional attributes real logs carry (core.fields, `optional`). None of them enters the truth: activity
+# sets how often a user is logged (`user_activity`), the following range is read from the user's follows,
+# the rest are drawn from their own random stream, so the labels and every other column are those of a
+# world without them.
+ACTIVITY_LEVELS = ("low", "middle", "high", "full")  # by quantile of user_activity
+ACTIVITY_QUANTILES = (.25, .6, .9)
+FOLLOWING_RANGES = (("0", 0), ("1-2", 1), ("3-5", 3), ("6+", 6))  # (name, lower bound inclusive)
+FOLLOWER_RANGES = (("0", 0), ("1-9", 1), ("10-99", 10), ("100+", 100))
+EPISODE_FORMATS = ("full", "trailer", "bonus", "clip")
+EPISODE_FORMAT_P = (.8, .07, .08, .05)
+EPISODE_SLOTS = 64  # per podcast, episode k has the duration and format of slot k % 64
+
+
+def _range_name(value: int, ranges) -> str:
+    return [name for name, lower in ranges if value >= lower][-1]
+
 
 AD_PARTS = ("ad_format", "creative", "campaign", "receptivity")
 PROMO_PARTS = ("promo_slot", "promo_layout")
@@ -186,6 +203,7 @@ class World:
         self._build_campaigns(rng)
         self._build_segments()
         self._build_history(rng)
+        self._build_attributes(np.random.default_rng([cfg.seed, 3]))
 
     # ------------------------------------------------------------------ construction
     def _build_podcasts(self, rng):
@@ -304,6 +322,32 @@ class World:
                 history.append(picks)
                 follows.append(picks[: int(rng.integers(0, max(1, len(picks) // 3) + 1))])
         self.user_history, self.user_follows = history, follows
+
+    def _build_attributes(self, rng):
+        """The optional attributes (ACTIVITY_LEVELS above): none of them enters the truth."""
+        n_user, n_pod = self.cfg.users, self.cfg.podcasts
+        cuts = np.quantile(self.user_activity, ACTIVITY_QUANTILES)
+        self.user_activity_level = np.searchsorted(cuts, self.user_activity, side="right")
+        self.user_following_range = np.array([_range_name(len(f), FOLLOWING_RANGES) for f in self.user_follows],
+                                             dtype=object)
+        followers = np.floor(rng.pareto(1.1, n_user) * 2).astype(np.int64)
+        self.user_followers_range = np.array([_range_name(int(x), FOLLOWER_RANGES) for x in followers], dtype=object)
+        typical = rng.lognormal(np.log(2400), .5, n_pod)  # seconds; a podcast's typical episode
+        self.episode_duration = np.maximum(
+            60, typical[:, None] * rng.lognormal(0, .25, (n_pod, EPISODE_SLOTS))).astype(np.int64)
+        self.episode_format = rng.choice(len(EPISODE_FORMATS), (n_pod, EPISODE_SLOTS), p=EPISODE_FORMAT_P)
+
+    def attributes(self, users, podcasts, episodes) -> dict:
+        """The optional attribute columns for rows of (user, podcast, episode number) index arrays."""
+        users, podcasts = np.asarray(users), np.asarray(podcasts)
+        slot = np.asarray(episodes) % EPISODE_SLOTS
+        return {
+            "user_activity_level": np.array(ACTIVITY_LEVELS, dtype=object)[self.user_activity_level[users]],
+            "user_following_range": self.user_following_range[users],
+            "user_followers_range": self.user_followers_range[users],
+            "episode_duration_s": self.episode_duration[podcasts, slot],
+            "episode_format": np.array(EPISODE_FORMATS, dtype=object)[self.episode_format[podcasts, slot]],
+        }
 
     # ------------------------------------------------------------------ the truth
     def _raw_preference(self, users, podcasts):
@@ -508,6 +552,7 @@ class World:
         age = (t // DAY - self.start_day - self.launch_day[pods]).astype(np.int64)
         prior, recent = flat(prior_impressions), flat(recent_streams)
         camp = self.creative_campaign[crs]
+        extra = {k: v.tolist() for k, v in self.attributes(users, pods, np.maximum(age, 0) // 7).items()}
         return {
             "impression_id": list(impression_ids) if impression_ids is not None else [f"q{i}" for i in range(n)],
             "event_time": t.tolist(),
@@ -532,4 +577,5 @@ class World:
             "campaign_id": [self.campaign_ids[k] if a else None for a, k in zip(is_ad, camp)],
             "creative_id": [self.creative_ids[c] if a else None for a, c in zip(is_ad, crs)],
             "popularity_bucket": [popularity_bucket(int(x)) for x in prior],
+            **extra,
         }

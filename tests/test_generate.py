@@ -43,6 +43,31 @@ def test_channel_metadata_only_on_its_source(df):
             assert df[f.name].notna().all(), f.name
 
 
+def test_optional_attributes_follow_the_world(df):
+    from datagen.world import ACTIVITY_LEVELS, World
+
+    optional = [f.name for f in FIELDS if f.optional]
+    assert optional and df[optional].notna().all().all()
+    world = World(CFG)
+    user = df.user_id.str[1:].astype(int).to_numpy()
+    activity = world.user_activity[user]
+    level = df.user_activity_level.map(ACTIVITY_LEVELS.index).to_numpy()
+    for k in range(len(ACTIVITY_LEVELS) - 1):  # a higher level: a more active user, never less
+        assert activity[level == k].max() <= activity[level == k + 1].min()
+    n_follows = df.user_follows.map(len)
+    assert (n_follows[df.user_following_range == "0"] == 0).all()
+    assert (n_follows[df.user_following_range == "6+"] >= 6).all()
+    same_episode = df.groupby("episode_id")[["episode_duration_s", "episode_format"]].nunique()
+    assert (same_episode == 1).all().all() and df.episode_duration_s.min() >= 60
+    # the rows the world builds for scoring (the A/B simulation) carry the same attributes
+    promos = df[df.source == "promotions"].iloc[:200]
+    rows = world.feature_rows(promos.user_id.str[1:].astype(int).to_numpy(), promos.podcast_id.str[1:].astype(int).to_numpy(),
+                              "promotions", promos.event_time.to_numpy(), promo_slot=promos.promo_slot.to_numpy(int),
+                              promo_layout=promos.promo_layout.to_numpy())
+    for name in optional:
+        assert rows[name] == promos[name].tolist(), name
+
+
 def test_rates_and_mix(df):
     counts = df.source.value_counts()
     assert counts["promotions"] >= 5 * counts["ads"]

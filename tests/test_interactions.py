@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from core.fields import DERIVED_NAMES, FEATURE_NAMES, SOURCES
+from core.fields import DERIVED_NAMES, FEATURE_NAMES, FIELDS, SOURCES
 from models.config import ENCODER_FAMILIES, ModelConfig
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -27,6 +27,7 @@ ROWS = [
     ("promotions", "p1", "comedy", ["p5"], []),
     ("ads", "p2", "news", ["p2"], ["p1"]),
 ]
+OPTIONAL = tuple(f.name for f in FIELDS if f.optional)
 GENRE = {"p1": "comedy", "p2": "news", "p3": "comedy", "p4": "sports"}
 
 
@@ -50,6 +51,11 @@ def raw_instance(i, row):
             "promo_layout": ["card"] if source == "promotions" else [],
             "ad_format": ["audio"] if source == "ads" else [], "campaign_id": ["k1"] if source == "ads" else [],
             "creative_id": ["cr1"] if source == "ads" else [],
+            # the optional attributes on even rows only: absent (no value) on the others
+            **(dict(user_activity_level=["high" if i % 4 == 0 else "low"], user_following_range=["1-2"],
+                    user_followers_range=["0"], episode_duration_s=[1200 + 60 * i],
+                    episode_format=["full" if i % 4 == 0 else "clip"]) if i % 2 == 0 else
+               {name: [] for name in OPTIONAL}),
             "stream": [i % 2], "click": [1], "like": [0], "follow": [i % 3 == 0], "popularity_bucket": ["0_new_lt10"]}
     inst["follow"] = [int(inst["follow"][0])]
     return inst
@@ -87,6 +93,22 @@ def test_derived_inputs_in_the_transform_graph_equal_the_reference(analysed):
         for name in DERIVED_NAMES:
             assert float(np.ravel(got[name])[0]) == pytest.approx(want[name], abs=1e-6), (row, name)
     assert [float(np.ravel(r["in_history"])[0]) for r in rows] == [1, 0, 0, 1, 0, 1]
+
+
+def test_optional_attributes_are_inputs_and_an_absent_one_reads_as_missing(analysed):
+    rows, tft_out = analysed
+    assert set(OPTIONAL) == {"user_activity_level", "user_following_range", "user_followers_range",
+                             "episode_duration_s", "episode_format"}
+    value = {name: [np.ravel(r[name])[0] for r in rows] for name in OPTIONAL}
+    absent, present = slice(1, None, 2), slice(0, None, 2)
+    for name in ("user_activity_level", "episode_format"):  # rows 0, 4: one value; row 2 another
+        ids = value[name]
+        assert ids[0] == ids[4] != ids[2], name
+        assert len(set(ids[absent])) == 1 and ids[1] not in set(ids[present]), name
+        assert max(ids) < tft_out.vocabulary_size_by_name(name) + 1, name  # 1 OOV bucket
+    durations = np.array(value["episode_duration_s"])
+    assert len(set(durations[absent])) == 1 and durations[1] < durations[present].min()  # 0 < any duration
+    assert list(np.argsort(durations[present])) == [0, 1, 2]  # longer episode, larger input
 
 
 def test_peer_numpy_features_equal_the_reference():

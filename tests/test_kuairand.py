@@ -12,7 +12,7 @@ from tests.conftest import KUAIRAND
 T0 = 1_651_000_000_000  # ms
 
 
-def _write_fixture(folder, drop_column=None):
+def _write_fixture(folder, drop_column=None, attributes=True):
     rows = [  # user, video, t (s after T0), click, like, follow, long_view, tab
         (1, 10, 0, 1, 0, 0, 1, 1), (1, 11, 60, 1, 0, 1, 0, 1), (1, 10, 120, 0, 0, 0, 1, 2),
         (2, 10, 30, 1, 1, 0, 1, 1), (2, 12, 90, 0, 0, 0, 0, 4), (2, 11, 86400 * 2, 1, 0, 0, 1, 1),
@@ -26,10 +26,15 @@ def _write_fixture(folder, drop_column=None):
     if drop_column:
         log = log.drop(columns=[drop_column])
     log.to_parquet(os.path.join(folder, LOG_FILE), index=False)
-    pd.DataFrame({"user_id": [1, 2], "register_days_range": ["730+", "(60,90]"]}).to_csv(
-        os.path.join(folder, USER_FILE), index=False)
-    pd.DataFrame({"video_id": [10, 11, 12], "author_id": [100, 100, 200], "upload_dt": ["2022-04-20"] * 3,
-                  "tag": [1, 2, 1]}).to_csv(os.path.join(folder, VIDEO_FILE), index=False)
+    users = pd.DataFrame({"user_id": [1, 2], "register_days_range": ["730+", "(60,90]"]})
+    videos = pd.DataFrame({"video_id": [10, 11, 12], "author_id": [100, 100, 200], "upload_dt": ["2022-04-20"] * 3,
+                           "tag": [1, 2, 1]})
+    if attributes:  # KuaiRand's optional attributes; UNKNOWN and an empty cell read as absent
+        users = users.assign(user_active_degree=["full_active", "UNKNOWN"], follow_user_num_range=["500+", "0"],
+                             fans_user_num_range=["[10,100)", "0"])
+        videos = videos.assign(video_duration=[87_433.0, None, 1_500.0], upload_type=["LongImport", "Kmovie", "Web"])
+    users.to_csv(os.path.join(folder, USER_FILE), index=False)
+    videos.to_csv(os.path.join(folder, VIDEO_FILE), index=False)
 
 
 @pytest.fixture()
@@ -49,6 +54,28 @@ def test_mapping_and_duplicates(fixture_dir):
     assert ad.ad_format == "tab4" and ad.campaign_id == "a200" and ad.creative_id == "v12"
     only_2, _ = convert(fixture_dir, promotions_tabs=(1,), ads_tabs=(2,))
     assert "tab4" not in set(only_2.surface)
+
+
+def test_optional_attributes_are_carried_when_the_tables_have_them(fixture_dir, tmp_path_factory):
+    df, stats = convert(fixture_dir)
+    assert stats["attributes"] == ["user_activity_level", "user_followers_range", "user_following_range",
+                                   "episode_duration_s", "episode_format"]
+    by_user = df.groupby("user_id").first()
+    assert by_user.loc["u1", "user_activity_level"] == "full_active" and by_user.loc["u1", "user_following_range"] == "500+"
+    assert by_user.loc["u1", "user_followers_range"] == "[10,100)"
+    assert df[df.user_id == "u2"].user_activity_level.isna().all()  # UNKNOWN: absent
+    by_video = df.groupby("podcast_id")
+    assert by_video.episode_duration_s.first().dropna().to_dict() == {"v10": 87, "v12": 2}  # ms -> s, rounded
+    assert df[df.podcast_id == "v11"].episode_duration_s.isna().all()
+    assert by_video.episode_format.first().to_dict() == {"v10": "LongImport", "v11": "Kmovie", "v12": "Web"}
+    src = str(tmp_path_factory.mktemp("bare"))
+    _write_fixture(src, attributes=False)  # tables without them: the columns are written empty
+    bare, stats = convert(src)
+    assert stats["attributes"] == [] and len(bare) == 7
+    out = str(tmp_path_factory.mktemp("converted") / "logs")
+    convert_to_logs(src, out)
+    back = read_logs(out)
+    assert back.user_activity_level.isna().all() and back.episode_duration_s.isna().all()
 
 
 def test_history_follows_and_popularity_have_no_look_ahead(fixture_dir):
