@@ -151,6 +151,7 @@ DERIVED_NAMES = tuple(d.name for d in DERIVED)
 TRUTH_PREFIX = "true_p_"
 
 FEATURES = tuple(f for f in FIELDS if f.role == Role.FEATURE)
+OPTIONAL_NAMES = tuple(f.name for f in FEATURES if f.optional)
 FEATURE_NAMES = tuple(f.name for f in FEATURES)
 LABELS = tuple(f.name for f in FIELDS if f.role == Role.LABEL)
 TRUTH_FIELDS = tuple(TRUTH_PREFIX + label for label in LABELS)

@@ -72,6 +72,10 @@ class ModelConfig:
     # follows embeddings (masked mean and max) and DIN-style target attention over the history
     target_interactions: bool = True
     derived_inputs: bool = True  # False: the Transform-derived inputs are left out (the seed's inputs)
+    # the optional attributes (core.fields.OPTIONAL_NAMES: activity level, following / follower ranges,
+    # episode duration and format) as inputs. The Tuner tries both (models/tuning.py): on KuaiRand they
+    # are real and help; in the synthetic world they are noise (datagen/README.md) and cost AP
+    optional_inputs: bool = True
     cross_layers: int = 0  # DCN-v2 cross layers (tfrs.layers.dcn.Cross) on the encoder's input
     # DLRM's dot interaction (tfrs.layers.feature_interaction.DotInteraction): every pairwise dot
     # product of the categorical embeddings (user x candidate podcast among them) as encoder inputs;

@@ -26,7 +26,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from models.config import PLE, SHARED_BOTTOM, ModelConfig
-from core.fields import DERIVED_NAMES, FEATURES, LIST_LENGTH, SOURCES, Transform
+from core.fields import DERIVED_NAMES, FEATURES, LIST_LENGTH, OPTIONAL_NAMES, SOURCES, Transform
 from core.tasks import Task
 from models.preprocessing import PODCAST_VOCAB, model_inputs
 
@@ -42,7 +42,8 @@ class MultiTaskModel(tfrs.Model):
         self.cfg = cfg
         self.task_rows = tuple(tasks)
         self.embeddings = {}
-        for name, table in CATEGORICAL_INPUTS:
+        self.categorical = tuple((n, t) for n, t in CATEGORICAL_INPUTS if cfg.optional_inputs or n not in OPTIONAL_NAMES)
+        for name, table in self.categorical:
             if table not in self.embeddings:
                 dim = cfg.list_embedding_dim if table == PODCAST_VOCAB else cfg.embedding_dim
                 reg = tf.keras.regularizers.l2(cfg.embedding_l2) if cfg.embedding_l2 else None
@@ -88,7 +89,7 @@ class MultiTaskModel(tfrs.Model):
     def encoder_input(self, features: Dict[str, tf.Tensor]) -> tf.Tensor:
         """The concatenated input every encoder family reads."""
         parts, lists = [], {}
-        for name, table in CATEGORICAL_INPUTS:
+        for name, table in self.categorical:
             ids = features[name]
             emb = self.embeddings[table](ids)
             if name in LIST_INPUTS:  # masked mean over the padded list (id 0 = padding)
@@ -97,12 +98,12 @@ class MultiTaskModel(tfrs.Model):
                 emb = tf.reduce_sum(emb * present, axis=1) / tf.maximum(tf.reduce_sum(present, axis=1), 1.0)
             parts.append(emb)
         if self.dots is not None:  # pairwise dots of the (pooled) categorical embeddings, DLRM-style
-            tables = [table for _, table in CATEGORICAL_INPUTS]
+            tables = [table for _, table in self.categorical]
             same = [p if self.dot_projection is None or t != PODCAST_VOCAB else self.dot_projection(p)
                     for p, t in zip(parts, tables)]
             parts.append(self.dots(same))
-        numeric = NUMERIC_INPUTS if self.cfg.derived_inputs else tuple(n for n in NUMERIC_INPUTS
-                                                                          if n not in DERIVED_NAMES)
+        numeric = tuple(n for n in NUMERIC_INPUTS if (self.cfg.derived_inputs or n not in DERIVED_NAMES)
+                        and (self.cfg.optional_inputs or n not in OPTIONAL_NAMES))
         parts.append(tf.stack([tf.cast(features[n], tf.float32) for n in numeric], axis=-1))
         if self.attention is not None:
             parts.extend(self.target_interactions(self.embeddings[PODCAST_VOCAB](features[CANDIDATE]), lists))

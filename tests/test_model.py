@@ -189,14 +189,40 @@ def test_tuner_searches_the_families_and_interactions_and_its_best_values_reach_
     assert set(hp.get_config()["space"][[p["config"]["name"] for p in hp.get_config()["space"]].index(
         "encoder_family")]["config"]["values"]) == set(ENCODER_FAMILIES)
     names = {p["config"]["name"] for p in hp.get_config()["space"]}
-    assert {"encoder_family", "target_interactions", "dot_interaction", "cross_layers", "embedding_l2"} <= names
+    assert {"encoder_family", "target_interactions", "dot_interaction", "cross_layers", "embedding_l2",
+            "optional_inputs"} <= names
     best = {"encoder_family": "ple", "target_interactions": False, "cross_layers": 1, "encoder_units": "128,64",
-            "dot_interaction": True}
+            "dot_interaction": True, "optional_inputs": False}
     custom = {MODEL_CONFIG_KEY: preset("unified").to_json()}
     cfg = config_from_custom(custom, train_steps=50, hyperparameters={"values": best})
-    assert (cfg.encoder_family, cfg.target_interactions, cfg.cross_layers, cfg.encoder_units, cfg.dot_interaction) \
-        == ("ple", False, 1, (128, 64), True)
+    assert (cfg.encoder_family, cfg.target_interactions, cfg.cross_layers, cfg.encoder_units, cfg.dot_interaction,
+            cfg.optional_inputs) == ("ple", False, 1, (128, 64), True, False)
     assert ModelConfig.from_json(cfg.to_json()) == cfg and json.loads(cfg.to_json())["encoder_family"] == "ple"
+
+
+def test_optional_inputs_off_leaves_the_attributes_out_and_the_tuner_tries_both():
+    from core.fields import OPTIONAL_NAMES
+    from models.tuning import _DefaultsFirst, search_space
+
+    data = batch([PROMO, ADS] * 8)
+    other = dict(data, **{n: (data[n] + 1) % 5 if data[n].dtype == tf.int64 else data[n] + 1.0
+                          for n in OPTIONAL_NAMES})
+    for on in (True, False):
+        tf.keras.utils.set_random_seed(0)
+        model = build_model(SMALL.replace(optional_inputs=on), CARD, SMALL.tasks())
+        a, b = model(data), model(other)
+        moved = max(float(tf.reduce_max(tf.abs(a[h] - b[h]))) for h in a)
+        tables = set(model.embeddings)
+        if on:
+            assert moved > 1e-4 and {"user_activity_level", "episode_format"} <= tables
+        else:  # no embedding for them, and the outputs do not read them
+            assert moved == 0.0 and not tables & set(OPTIONAL_NAMES)
+    import keras_tuner
+
+    oracle = _DefaultsFirst(objective=keras_tuner.Objective("x", "max"), max_trials=3,
+                            hyperparameters=search_space(preset("unified")))
+    points = oracle._starting_points()
+    assert [(p["source_alpha"], p["optional_inputs"]) for p in points] == [(0.0, True), (1.0, True), (1.0, False)]
 
 
 def test_traced_scoring_equals_eager_and_follows_the_weights():
