@@ -26,6 +26,10 @@ Two shapes of the input, one switch (`PipelineConfig.daily_spans`):
 """
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
+
 import tensorflow_data_validation as tfdv
 from tfx import v1 as tfx
 
@@ -37,7 +41,7 @@ from core.serving import SERVING_DEFAULT
 from evaluation.eval_config import evaluation_features, make_eval_config
 from models.config import INCUMBENT_KEY, MODEL_CONFIG_KEY, TUNING_KEY, preset
 from pipeline.configs import BASELINE_PRESET, PipelineConfig
-from pipeline.run_root import Node
+from pipeline.run_root import Node, RunRoot
 
 # Every row is read. Top values and unique counts come from sketches in C++ (Misra-Gries with 1,024
 # counters, exact for every feature with fewer distinct values, as all features with a domain have;
@@ -73,6 +77,29 @@ def example_components(config: PipelineConfig):
     return [example_gen, window], window.outputs["examples"]
 
 
+def schema_snapshot(schema_file: str, root: str) -> str:
+    """The curated schema as ImportSchemaGen imports it: a copy under ROOT/curated_schema/ named by a hash
+    of its content. ImportSchemaGen's only input is the file's path and TFX reuses an execution whose
+    inputs match, so a schema edited in place was served from the cache: `make run` on a root of the
+    code before the optional attributes refused every day for "column in data but not in schema". A new
+    content is a new path and is imported; the same content is the same path, so reruns still reuse
+    every step. A file this process cannot read (the container image's schema of the Vertex runner) or a
+    remote root is passed as it is."""
+    if "://" in root or not os.path.isfile(schema_file):
+        return schema_file
+    with open(schema_file, "rb") as f:
+        content = f.read()
+    folder = os.path.join(RunRoot(root).curated_schema, hashlib.sha256(content).hexdigest()[:16])
+    path = os.path.join(folder, os.path.basename(schema_file))
+    if not os.path.isfile(path):
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as f:
+            f.write(content)
+        os.replace(tmp, path)
+    return path
+
+
 def data_components(config: PipelineConfig) -> list:
     """ExampleGen through Transform: the part every model variant shares."""
     return _data(config)[0]
@@ -83,7 +110,7 @@ def _data(config: PipelineConfig):
     head, examples = example_components(config)
     statistics_gen = tfx.components.StatisticsGen(examples=examples,
                                                   stats_options=STATS_OPTIONS)
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=config.schema_file)
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_snapshot(config.schema_file, config.root))
     example_validator = tfx.components.ExampleValidator(statistics=statistics_gen.outputs["statistics"],
                                                         schema=schema_gen.outputs["schema"])
     gate = ValidationGate(examples=examples, anomalies=example_validator.outputs["anomalies"],

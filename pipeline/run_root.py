@@ -78,6 +78,7 @@ class RunRoot:
     statistics_html = _in_root("statistics.html", "an earlier version's feature statistics page (removed)")
     schedule = _in_root("schedule.json", "the daily runs of `podcast-mtl schedule`")
     lock = _in_root(".lock", "held by the run using the root")
+    curated_schema = _in_root("curated_schema", "the curated schemas imported, each named by its content's hash")
 
     @property
     def serving(self) -> str:

@@ -227,3 +227,23 @@ def test_served_probabilities_are_calibrated_per_source_on_the_eval_split(pipeli
             assert lo <= predicted / observed <= hi, (signature, source, predicted, observed)
     report = json.load(open(os.path.join(pipeline_run["summary"].pushed_model, "assets.extra", "calibration.json")))
     assert set(report["eval"]) == set(SOURCES) and report["offsets"]
+
+
+def test_the_curated_schema_is_imported_by_content_so_an_edited_schema_is_not_served_from_the_cache(tmp_path):
+    """ImportSchemaGen's only input is a path, and TFX reuses an execution whose inputs match: the
+    pipeline hands it a copy named by the schema's content, so the same schema is the same path (reruns
+    reuse every step) and an edited one a new path (imported anew)."""
+    from pipeline.pipeline import schema_snapshot
+    from schemas import SCHEMA_FILE
+
+    root = str(tmp_path / "root")
+    schema = tmp_path / "impressions.pbtxt"
+    schema.write_text(open(SCHEMA_FILE).read())
+    first = schema_snapshot(str(schema), root)
+    assert first.startswith(RunRoot(root).curated_schema) and open(first).read() == schema.read_text()
+    assert schema_snapshot(str(schema), root) == first
+    schema.write_text(schema.read_text() + "\n# an edit\n")
+    second = schema_snapshot(str(schema), root)
+    assert second != first and open(second).read().endswith("# an edit\n") and os.path.isfile(first)
+    assert schema_snapshot(str(schema), "gs://bucket/root") == str(schema)  # remote root: as it is
+    assert schema_snapshot("/image/schemas/impressions.pbtxt", root) == "/image/schemas/impressions.pbtxt"
