@@ -34,3 +34,12 @@ def overlap(out_flag: str, out: str, inputs: Dict[str, Optional[str]], replaces:
             return (f"{out_flag} {out} holds {flag} {path}, which it reads; replacing it would delete the "
                     f"input: choose another {out_flag}")
     return None
+
+
+def write_whole(path: str, data) -> None:
+    """Writes `data` (str or bytes) to `path` through a temporary file beside it and a rename: a reader
+    sees the old file or the new one, never half of one."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "wb" if isinstance(data, bytes) else "w") as f:
+        f.write(data)
+    os.replace(tmp, path)

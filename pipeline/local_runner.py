@@ -30,6 +30,7 @@ from typing import Dict, Optional
 
 from tfx import v1 as tfx
 
+from core.paths import write_whole
 from core.row_report import RowReport
 from core.versions import versions
 from core.tasks import TASKS, stream_head
@@ -325,11 +326,7 @@ def short_error(text: str) -> str:
 
 def write_summary(root: str, summary: RunSummary) -> None:
     """Writes `<root>/summary.json` atomically: a reader sees the old or the new file, never half."""
-    path = RunRoot(root).summary
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(summary.to_json())
-    os.replace(tmp, path)
+    write_whole(RunRoot(root).summary, summary.to_json())
 
 
 def run_dag(config: PipelineConfig, dag: tfx.dsl.Pipeline, quiet: bool = False, reports: bool = True) -> RunSummary:

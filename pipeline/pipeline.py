@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 
 import tensorflow_data_validation as tfdv
 from tfx import v1 as tfx
@@ -37,6 +36,7 @@ from components.atomic_pusher import Pusher
 from components.temporal_example_gen import TemporalExampleGen
 from components.temporal_window import TemporalWindow
 from components.validation_gate import ValidationGate
+from core.paths import write_whole
 from core.serving import SERVING_DEFAULT
 from evaluation.eval_config import evaluation_features, make_eval_config
 from models.config import INCUMBENT_KEY, MODEL_CONFIG_KEY, TUNING_KEY, preset
@@ -93,10 +93,7 @@ def schema_snapshot(schema_file: str, root: str) -> str:
     path = os.path.join(folder, os.path.basename(schema_file))
     if not os.path.isfile(path):
         os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-        os.replace(tmp, path)
+        write_whole(path, content)
     return path
 
 

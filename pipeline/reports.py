@@ -24,6 +24,7 @@ import re
 from typing import Callable, Dict, List, Optional
 
 from core.fields import SOURCES
+from core.paths import write_whole
 from models.tuning_log import trial_number
 from pipeline import report_facts as facts
 from pipeline.run_root import Node, RunRoot
@@ -643,10 +644,7 @@ def write_reports(root: str, summary: RunSummary) -> Dict[str, str]:
         f.model_card = written["model_card"] = card
     for path, text in ((run_root.report_md, report_markdown(summary, root, f)),
                        (run_root.report_html, report_html(summary, root, f))):
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "w") as out:
-            out.write(text)
-        os.replace(tmp, path)
+        write_whole(path, text)
     written["report"], written["html"] = run_root.report_md, run_root.report_html
     if os.path.exists(run_root.statistics_html):  # TFDV's Facets page: blank offline, superseded
         os.remove(run_root.statistics_html)
