@@ -178,19 +178,21 @@ LISTENING_BUCKETS: Tuple[Tuple[str, int], ...] = (
 )
 
 
-def listening_bucket(recent_streams: int) -> str:
-    """Bucket name for a podcast with `recent_streams` streams in the 7 days before the impression."""
-    name = LISTENING_BUCKETS[0][0]
-    for bucket, lower in LISTENING_BUCKETS:
-        if recent_streams >= lower:
+def bucket_name(value: int, buckets: Tuple[Tuple[str, int], ...]) -> str:
+    """The name of the last of `buckets` ((name, lower bound inclusive), ascending) whose bound `value`
+    reaches; the first name below every bound."""
+    name = buckets[0][0]
+    for bucket, lower in buckets:
+        if value >= lower:
             name = bucket
     return name
+
+
+def listening_bucket(recent_streams: int) -> str:
+    """Bucket name for a podcast with `recent_streams` streams in the 7 days before the impression."""
+    return bucket_name(recent_streams, LISTENING_BUCKETS)
 
 
 def popularity_bucket(prior_impressions: int) -> str:
     """Bucket name for a podcast with `prior_impressions` earlier impressions."""
-    name = POPULARITY_BUCKETS[0][0]
-    for bucket, lower in POPULARITY_BUCKETS:
-        if prior_impressions >= lower:
-            name = bucket
-    return name
+    return bucket_name(prior_impressions, POPULARITY_BUCKETS)

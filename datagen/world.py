@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from core.days import DAY
-from core.fields import popularity_bucket
+from core.fields import bucket_name, popularity_bucket
 
 WORLD_VERSION = 3  # bump when the world or the sampling changes: cached logs of an older version are remade
 START = dt.datetime(2026, 1, 5, tzinfo=dt.timezone.utc)  # a Monday
@@ -84,10 +84,6 @@ FOLLOWER_RANGES = (("0", 0), ("1-9", 1), ("10-99", 10), ("100+", 100))
 EPISODE_FORMATS = ("full", "trailer", "bonus", "clip")
 EPISODE_FORMAT_P = (.8, .07, .08, .05)
 EPISODE_SLOTS = 64  # per podcast, episode k has the duration and format of slot k % 64
-
-
-def _range_name(value: int, ranges) -> str:
-    return [name for name, lower in ranges if value >= lower][-1]
 
 
 AD_PARTS = ("ad_format", "creative", "campaign", "receptivity")
@@ -328,10 +324,10 @@ class World:
         n_user, n_pod = self.cfg.users, self.cfg.podcasts
         cuts = np.quantile(self.user_activity, ACTIVITY_QUANTILES)
         self.user_activity_level = np.searchsorted(cuts, self.user_activity, side="right")
-        self.user_following_range = np.array([_range_name(len(f), FOLLOWING_RANGES) for f in self.user_follows],
+        self.user_following_range = np.array([bucket_name(len(f), FOLLOWING_RANGES) for f in self.user_follows],
                                              dtype=object)
         followers = np.floor(rng.pareto(1.1, n_user) * 2).astype(np.int64)
-        self.user_followers_range = np.array([_range_name(int(x), FOLLOWER_RANGES) for x in followers], dtype=object)
+        self.user_followers_range = np.array([bucket_name(int(x), FOLLOWER_RANGES) for x in followers], dtype=object)
         typical = rng.lognormal(np.log(2400), .5, n_pod)  # seconds; a podcast's typical episode
         self.episode_duration = np.maximum(
             60, typical[:, None] * rng.lognormal(0, .25, (n_pod, EPISODE_SLOTS))).astype(np.int64)
