@@ -42,7 +42,9 @@ class MultiTaskModel(tfrs.Model):
         self.cfg = cfg
         self.task_rows = tuple(tasks)
         self.embeddings = {}
-        self.categorical = tuple((n, t) for n, t in CATEGORICAL_INPUTS if cfg.optional_inputs or n not in OPTIONAL_NAMES)
+        left_out = set(() if cfg.derived_inputs else DERIVED_NAMES) | set(() if cfg.optional_inputs else OPTIONAL_NAMES)
+        self.categorical = tuple((n, t) for n, t in CATEGORICAL_INPUTS if n not in left_out)
+        self.numeric = tuple(n for n in NUMERIC_INPUTS if n not in left_out)
         for name, table in self.categorical:
             if table not in self.embeddings:
                 dim = cfg.list_embedding_dim if table == PODCAST_VOCAB else cfg.embedding_dim
@@ -102,9 +104,7 @@ class MultiTaskModel(tfrs.Model):
             same = [p if self.dot_projection is None or t != PODCAST_VOCAB else self.dot_projection(p)
                     for p, t in zip(parts, tables)]
             parts.append(self.dots(same))
-        numeric = tuple(n for n in NUMERIC_INPUTS if (self.cfg.derived_inputs or n not in DERIVED_NAMES)
-                        and (self.cfg.optional_inputs or n not in OPTIONAL_NAMES))
-        parts.append(tf.stack([tf.cast(features[n], tf.float32) for n in numeric], axis=-1))
+        parts.append(tf.stack([tf.cast(features[n], tf.float32) for n in self.numeric], axis=-1))
         if self.attention is not None:
             parts.extend(self.target_interactions(self.embeddings[PODCAST_VOCAB](features[CANDIDATE]), lists))
         x = tf.concat(parts, axis=-1)
