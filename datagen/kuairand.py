@@ -32,7 +32,7 @@ LOG_COLUMNS = ("user_id", "video_id", "time_ms", "is_click", "is_like", "is_foll
 USER_COLUMNS = ("user_id", "register_days_range")
 VIDEO_COLUMNS = ("video_id", "author_id", "upload_dt", "tag")
 # The optional attributes (core.fields, `optional`), carried when the user / video table has the column:
-# project field <- (KuaiRand column, how a value is written)
+# project field <- KuaiRand column (strings, but the duration: milliseconds -> whole seconds)
 USER_ATTRIBUTES = {"user_activity_level": "user_active_degree", "user_following_range": "follow_user_num_range",
                    "user_followers_range": "fans_user_num_range"}
 VIDEO_ATTRIBUTES = {"episode_duration_s": "video_duration", "episode_format": "upload_type"}
@@ -108,6 +108,11 @@ def _attribute_strings(col: pd.Series) -> np.ndarray:
     """An attribute column as strings, missing values (NaN, "UNKNOWN") as null: read as absent."""
     out = col.astype(object).where(col.notna(), None).map(lambda v: None if v is None else str(v))
     return out.where(out != "UNKNOWN", None).to_numpy(dtype=object)
+
+
+def _seconds(milliseconds: pd.Series) -> pd.arrays.IntegerArray:
+    """Milliseconds as whole seconds, missing or unreadable values as null."""
+    return pd.array((pd.to_numeric(milliseconds, errors="coerce") / 1000).round().clip(lower=0), dtype="Int64")
 
 
 def _histories(df: pd.DataFrame, flag: str) -> list:
@@ -189,12 +194,8 @@ def convert(src: str, promotions_tabs: Sequence[int] = (1,), ads_tabs: Optional[
         "campaign_id": np.where(ads, "a" + log["author_id"].astype(np.int64).astype(str), None),
         "creative_id": np.where(ads, "v" + log["video_id"].astype(str), None),
         **{k: log[v].astype(np.int64).to_numpy() for k, v in labels.items()},
-        **{k: _attribute_strings(log[c]) for k, c in user_attrs.items()},
-        **({"episode_format": _attribute_strings(log[video_attrs["episode_format"]])}
-           if "episode_format" in video_attrs else {}),
-        **({"episode_duration_s": pd.array((pd.to_numeric(log[video_attrs["episode_duration_s"]], errors="coerce")
-                                            / 1000).round().clip(lower=0), dtype="Int64")}
-           if "episode_duration_s" in video_attrs else {}),
+        **{k: (_seconds if k == "episode_duration_s" else _attribute_strings)(log[c])
+           for k, c in {**user_attrs, **video_attrs}.items()},
     })
     hist_src = pd.DataFrame({"user_id": log["user_id"].to_numpy(), "video_id": log["video_id"].to_numpy(),
                              "event_time": event_time.to_numpy(), "long_view": df["stream"].to_numpy(),

@@ -8,7 +8,7 @@ import pytest
 
 from core.logs import add_popularity, read_logs, read_manifest
 from datagen.synthetic import GeneratorConfig, generate
-from core.fields import FEATURE_NAMES, FIELDS, LABELS, TRUTH_FIELDS
+from core.fields import FEATURE_NAMES, FIELDS, LABELS, OPTIONAL_NAMES, TRUTH_FIELDS
 
 CFG = GeneratorConfig(seed=11, days=14, users=4000, podcasts=800, impressions_per_day=5000)
 
@@ -46,7 +46,7 @@ def test_channel_metadata_only_on_its_source(df):
 def test_optional_attributes_follow_the_world(df):
     from datagen.world import ACTIVITY_LEVELS, World
 
-    optional = [f.name for f in FIELDS if f.optional]
+    optional = list(OPTIONAL_NAMES)
     assert optional and df[optional].notna().all().all()
     world = World(CFG)
     user = df.user_id.str[1:].astype(int).to_numpy()

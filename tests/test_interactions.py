@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from core.fields import DERIVED_NAMES, FEATURE_NAMES, FIELDS, SOURCES
+from core.fields import DERIVED_NAMES, FEATURE_NAMES, OPTIONAL_NAMES as OPTIONAL, SOURCES
 from models.config import ENCODER_FAMILIES, ModelConfig
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -27,7 +27,6 @@ ROWS = [
     ("promotions", "p1", "comedy", ["p5"], []),
     ("ads", "p2", "news", ["p2"], ["p1"]),
 ]
-OPTIONAL = tuple(f.name for f in FIELDS if f.optional)
 GENRE = {"p1": "comedy", "p2": "news", "p3": "comedy", "p4": "sports"}
 
 
