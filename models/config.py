@@ -86,6 +86,10 @@ class ModelConfig:
     embedding_l2: float = 0.0  # L2 penalty on embedding rows used in a batch
     # optimisation; training length is in steps (batches), so variants do equal work
     learning_rate: float = 1e-3
+    # Polyak averaging: with a momentum m in (0, 1), Adam keeps an exponential moving average of the
+    # weights (`use_ema`), and every evaluation, the checkpoint choice and the exported model use the
+    # average while training goes on from the trained weights. 0: off
+    weight_average: float = 0.0
     batch_size: int = 1024
     train_steps: int = 1500
     eval_every_steps: int = 100  # ads overfit within a few hundred balanced steps: check often
@@ -133,6 +137,8 @@ class ModelConfig:
                              f"{self.experts}, {self.task_experts}, {self.cross_layers}")
         if not 0.0 <= self.source_alpha <= 1.0:
             raise ValueError(f"source_alpha must be in [0, 1], got {self.source_alpha}")
+        if not 0.0 <= self.weight_average < 1.0:
+            raise ValueError(f"weight_average must be in [0, 1), got {self.weight_average}")
 
     def tasks(self, table: Tuple[Task, ...] = TASKS) -> Tuple[Task, ...]:
         """The task rows this config trains, with the mask applied or lifted."""

@@ -179,7 +179,8 @@ class MultiTaskModel(tfrs.Model):
 
 def build_model(cfg: ModelConfig, cardinalities: Dict[str, int], tasks: Sequence[Task]) -> MultiTaskModel:
     model = MultiTaskModel(cfg, cardinalities, tasks)
-    model.compile(optimizer=tf.keras.optimizers.Adam(cfg.learning_rate))
+    average = dict(use_ema=True, ema_momentum=cfg.weight_average) if cfg.weight_average else {}
+    model.compile(optimizer=tf.keras.optimizers.Adam(cfg.learning_rate, **average))
     return model
 
 

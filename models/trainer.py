@@ -86,7 +86,21 @@ class StreamAPCallback(tf.keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         if self.refine and (batch + 1) % self.refine == 0 and batch + 1 < self.interval:
-            self._between[self._epoch * self.interval + batch + 1] = self.model.get_weights()
+            self._between[self._epoch * self.interval + batch + 1] = self._judged_weights()
+
+    def _averaging(self) -> bool:
+        return bool(getattr(self.model.optimizer, "use_ema", False))
+
+    def _judged_weights(self) -> list:
+        """The weights this training is scored, kept and restored by: with `ModelConfig.weight_average`,
+        the optimizer's moving average of the trained weights (Polyak averaging), else the weights."""
+        if not self._averaging():
+            return self.model.get_weights()
+        trained = self.model.get_weights()
+        self.model.optimizer.finalize_variable_values(self.model.trainable_variables)
+        averaged = self.model.get_weights()
+        self.model.set_weights(trained)
+        return averaged
 
     def _score(self) -> Dict[str, float]:
         if self._batches is None:
@@ -100,12 +114,17 @@ class StreamAPCallback(tf.keras.callbacks.Callback):
         logs = logs if logs is not None else {}
         took = time.time() - self._t0
         self.train_seconds.append(took)
+        trained = self.model.get_weights() if self._averaging() else None
+        if trained is not None:  # scored with the averaged weights, then training goes on from its own
+            self.model.optimizer.finalize_variable_values(self.model.trainable_variables)
         ap = self._score()
         for source, value in ap.items():
             logs[f"{MONITOR}_{source}"] = value
         self.history.append({s: ap[s] for s in self.sources})
         self._all_ap.append(dict(ap))
         self._weights.append(self.model.get_weights())
+        if trained is not None:
+            self.model.set_weights(trained)
         if self._between:  # keep only the weights next to the best evaluation so far
             near = (choose_checkpoint(self.history, self.tolerance) + 1) * self.interval
             self._between = {s: w for s, w in self._between.items() if abs(s - near) < self.interval}

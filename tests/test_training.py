@@ -222,3 +222,27 @@ def test_checkpoint_refinement_scores_the_weights_between_evaluations_and_leaves
         files["eval"], tft_out.transformed_feature_spec(), max_examples=base.max_eval_examples))))
     for s in base.train_sources:
         assert ap[s] == pytest.approx(fine.selected["eval_ap"][s], rel=1e-5)
+
+
+def test_weight_averaging_scores_and_restores_the_average_and_leaves_the_training_alone(transformed):
+    """With `weight_average`, every evaluation (refinement's too) scores Adam's moving average of the
+    weights and the restored checkpoint is an average; the training itself goes on from the trained
+    weights, so its losses are those of a training without averaging."""
+    from models.evaluate import score_dataset, stream_ap_by_source
+    from models.sampling import eval_dataset
+
+    tft_out, files, graph_dir = transformed
+    base = preset("unified", **FAST).replace(train_steps=12, eval_every_steps=4, early_stopping_patience=0,
+                                             checkpoint_refine_steps=2)
+    plain = train(base, tft_out, files["train"], files["eval"], verbose=False)
+    averaged = train(base.replace(weight_average=0.5), tft_out, files["train"], files["eval"], verbose=False)
+    assert averaged.optimizer.use_ema and not plain.optimizer.use_ema
+    assert averaged.history.history["loss"] == pytest.approx(plain.history.history["loss"], rel=1e-5)
+    keys = [f"val_stream_ap_{s}" for s in base.train_sources]
+    assert any(averaged.history.history[k] != pytest.approx(plain.history.history[k], rel=1e-6) for k in keys)
+    ap = stream_ap_by_source(averaged.task_rows, score_dataset(averaged, list(eval_dataset(
+        files["eval"], tft_out.transformed_feature_spec(), max_examples=base.max_eval_examples))))
+    for s in base.train_sources:  # the restored weights are the scored average of the selected step
+        assert ap[s] == pytest.approx(averaged.selected["eval_ap"][s], rel=1e-5)
+    with pytest.raises(ValueError, match="weight_average must be in"):
+        base.replace(weight_average=1.0)
