@@ -164,6 +164,9 @@ def add_data_args(p, root_help: str) -> None:
                    help="ignore partitions after this day (default: none)")
     p.add_argument("--train-steps", type=positive("--train-steps"),
                    help="training steps (batches) per model (default: the preset's)")
+    p.add_argument("--weight-average", type=fraction("--weight-average"),
+                   help="momentum of the moving average of the weights that is evaluated and served (Polyak "
+                        "averaging; 0: off, e.g. for trainings of a few dozen steps; default: the preset's)")
     p.add_argument("--seed", type=seed_type(), default=default(GeneratorConfig, "seed"),
                    help="seed of the default synthetic logs and of training (default %(default)s)")
     p.add_argument("--max-rejected-rows", type=int_in("--max-rejected-rows", 0),
@@ -261,7 +264,9 @@ def pipeline_config(args, root: str):
                                 ap_floor=tuple({**dict(DEFAULT_AP_FLOORS), **dict(opts.get("ap_floor") or ())}.items()),
                                 beam_args=tuple(opts.get("beam_arg") or ()),
                                 bulk_inference=bool(opts.get("bulk_inference")), **given)
-        model_overrides = {"seed": args.seed, **({"train_steps": args.train_steps} if opts.get("train_steps") else {})}
+        model_overrides = {"seed": args.seed, **({"train_steps": args.train_steps} if opts.get("train_steps") else {}),
+                           **({"weight_average": opts["weight_average"]}
+                              if opts.get("weight_average") is not None else {})}
         return config.with_preset(opts.get("preset") or DEFAULT_PRESET, **model_overrides)
     except ValueError as e:
         raise UsageError(str(e))

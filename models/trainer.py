@@ -91,13 +91,30 @@ class StreamAPCallback(tf.keras.callbacks.Callback):
     def _averaging(self) -> bool:
         return bool(getattr(self.model.optimizer, "use_ema", False))
 
+    def on_train_begin(self, logs=None):
+        # the moving average starts at the weights as they are now (Adam's slots are built before fit)
+        self._initial = [v.numpy() for v in self.model.trainable_variables] if self._averaging() else None
+
+    def _swap_in_average(self) -> list:
+        """Puts the moving average of the trained weights into the model and returns the trained weights
+        (to put back). The average starts at the initial weights: after t steps they weigh m ** t in it,
+        so it is corrected as Adam corrects its moments, (average - m ** t * initial) / (1 - m ** t),
+        and the average of a short training is not mostly its initial weights."""
+        trained = self.model.get_weights()
+        optimizer = self.model.optimizer
+        optimizer.finalize_variable_values(self.model.trainable_variables)
+        start = float(optimizer.ema_momentum) ** int(optimizer.iterations.numpy())
+        if 0 < start < 1:
+            for variable, initial in zip(self.model.trainable_variables, self._initial):
+                variable.assign((variable.numpy() - start * initial) / (1.0 - start))
+        return trained
+
     def _judged_weights(self) -> list:
         """The weights this training is scored, kept and restored by: with `ModelConfig.weight_average`,
-        the optimizer's moving average of the trained weights (Polyak averaging), else the weights."""
+        the (corrected) moving average of the trained weights (Polyak averaging), else the weights."""
         if not self._averaging():
             return self.model.get_weights()
-        trained = self.model.get_weights()
-        self.model.optimizer.finalize_variable_values(self.model.trainable_variables)
+        trained = self._swap_in_average()
         averaged = self.model.get_weights()
         self.model.set_weights(trained)
         return averaged
@@ -114,9 +131,8 @@ class StreamAPCallback(tf.keras.callbacks.Callback):
         logs = logs if logs is not None else {}
         took = time.time() - self._t0
         self.train_seconds.append(took)
-        trained = self.model.get_weights() if self._averaging() else None
-        if trained is not None:  # scored with the averaged weights, then training goes on from its own
-            self.model.optimizer.finalize_variable_values(self.model.trainable_variables)
+        # scored with the averaged weights, then training goes on from its own
+        trained = self._swap_in_average() if self._averaging() else None
         ap = self._score()
         for source, value in ap.items():
             logs[f"{MONITOR}_{source}"] = value

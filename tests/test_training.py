@@ -234,7 +234,7 @@ def test_weight_averaging_scores_and_restores_the_average_and_leaves_the_trainin
     tft_out, files, graph_dir = transformed
     base = preset("unified", **FAST).replace(train_steps=12, eval_every_steps=4, early_stopping_patience=0,
                                              checkpoint_refine_steps=2)
-    plain = train(base, tft_out, files["train"], files["eval"], verbose=False)
+    plain = train(base.replace(weight_average=0.0), tft_out, files["train"], files["eval"], verbose=False)
     averaged = train(base.replace(weight_average=0.5), tft_out, files["train"], files["eval"], verbose=False)
     assert averaged.optimizer.use_ema and not plain.optimizer.use_ema
     assert averaged.history.history["loss"] == pytest.approx(plain.history.history["loss"], rel=1e-5)
@@ -246,3 +246,27 @@ def test_weight_averaging_scores_and_restores_the_average_and_leaves_the_trainin
         assert ap[s] == pytest.approx(averaged.selected["eval_ap"][s], rel=1e-5)
     with pytest.raises(ValueError, match="weight_average must be in"):
         base.replace(weight_average=1.0)
+
+
+def test_the_weight_average_of_a_short_training_is_corrected_for_its_start(transformed):
+    """With a momentum of 0.999, 12 steps leave the raw moving average 98.8% initial weights; corrected
+    as Adam corrects its moments, the restored weights moved from the initial ones about as far as the
+    trained weights did."""
+    import tensorflow as tf
+
+    from models.model import build_model, dummy_features
+    from models.preprocessing import cardinalities
+
+    tft_out, files, graph_dir = transformed
+    cfg = preset("unified", **FAST).replace(train_steps=12, eval_every_steps=12, early_stopping_patience=0,
+                                            checkpoint_refine_steps=0)
+    tf.keras.utils.set_random_seed(cfg.seed)  # the initial weights, as train() draws them
+    initial = build_model(cfg, cardinalities(tft_out), cfg.tasks())
+    initial(dummy_features(), training=False)
+    start = initial.get_weights()
+    moved = {}
+    for momentum in (0.0, 0.999):
+        model = train(cfg.replace(weight_average=momentum), tft_out, files["train"], files["eval"], verbose=False)
+        moved[momentum] = np.sqrt(sum(np.sum((a - b) ** 2) for a, b in zip(model.get_weights(), start)))
+    assert moved[0.0] > 0
+    assert 0.25 < moved[0.999] / moved[0.0] < 1.5, moved  # uncorrected: about 0.012
