@@ -254,8 +254,8 @@ PRESET_HELP: Dict[str, str] = {
 # keeps `make run` within issue 21's time limit (PLE: +32%). The Tuner starts here and can choose PLE.
 # Polyak averaging (momentum 0.99): at this learning rate the eval AP jumps by 1-2% between
 # evaluations and falls at each new pass over the split; the average is smooth. Default logs, 3
-# seeds in memory: test AP 0.2203 / 0.1587 -> 0.2259 / 0.1620 (the promotions baseline built on it
-# 0.2242 / 0.1352 -> 0.2268 / 0.1378); KuaiRand default pairing 0.5003 / 0.5527 -> 0.4987 / 0.5525
+# seeds in memory: test AP 0.2203 / 0.1587 -> 0.2269 / 0.1614 (the promotions baseline built on it
+# 0.2242 / 0.1352 -> 0.2269 / 0.1376); KuaiRand default pairing 0.5003 / 0.5527 -> 0.5000 / 0.5531
 # (docs/results/model-peers.md, "Weight averaging").
 UNIFIED = dict(encoder_family=EncoderFamily.MMOE, learning_rate=3e-3, list_embedding_dim=8, cross_layers=2,
                weight_average=0.99)
