@@ -2,6 +2,7 @@
 early stopping on exact eval stream AP, and exports the serving SavedModel."""
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -86,7 +87,8 @@ class StreamAPCallback(tf.keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         if self.refine and (batch + 1) % self.refine == 0 and batch + 1 < self.interval:
-            self._between[self._epoch * self.interval + batch + 1] = self._judged_weights()
+            with self._judged():
+                self._between[self._epoch * self.interval + batch + 1] = self.model.get_weights()
 
     def _averaging(self) -> bool:
         return bool(getattr(self.model.optimizer, "use_ema", False))
@@ -106,18 +108,20 @@ class StreamAPCallback(tf.keras.callbacks.Callback):
         start = float(optimizer.ema_momentum) ** int(optimizer.iterations.numpy())
         if 0 < start < 1:
             for variable, initial in zip(self.model.trainable_variables, self._initial):
-                variable.assign((variable.numpy() - start * initial) / (1.0 - start))
+                variable.assign((variable - start * initial) / (1.0 - start))
         return trained
 
-    def _judged_weights(self) -> list:
-        """The weights this training is scored, kept and restored by: with `ModelConfig.weight_average`,
-        the (corrected) moving average of the trained weights (Polyak averaging), else the weights."""
-        if not self._averaging():
-            return self.model.get_weights()
-        trained = self._swap_in_average()
-        averaged = self.model.get_weights()
-        self.model.set_weights(trained)
-        return averaged
+    @contextlib.contextmanager
+    def _judged(self):
+        """Inside, the model holds the weights this training is scored, kept and restored by: with
+        `ModelConfig.weight_average` the (corrected) moving average of the trained weights, put back after,
+        so that training goes on from its own; else the weights as they are."""
+        trained = self._swap_in_average() if self._averaging() else None
+        try:
+            yield
+        finally:
+            if trained is not None:
+                self.model.set_weights(trained)
 
     def _score(self) -> Dict[str, float]:
         if self._batches is None:
@@ -131,16 +135,13 @@ class StreamAPCallback(tf.keras.callbacks.Callback):
         logs = logs if logs is not None else {}
         took = time.time() - self._t0
         self.train_seconds.append(took)
-        # scored with the averaged weights, then training goes on from its own
-        trained = self._swap_in_average() if self._averaging() else None
-        ap = self._score()
+        with self._judged():
+            ap = self._score()
+            self._weights.append(self.model.get_weights())
         for source, value in ap.items():
             logs[f"{MONITOR}_{source}"] = value
         self.history.append({s: ap[s] for s in self.sources})
         self._all_ap.append(dict(ap))
-        self._weights.append(self.model.get_weights())
-        if trained is not None:
-            self.model.set_weights(trained)
         if self._between:  # keep only the weights next to the best evaluation so far
             near = (choose_checkpoint(self.history, self.tolerance) + 1) * self.interval
             self._between = {s: w for s, w in self._between.items() if abs(s - near) < self.interval}
