@@ -13,6 +13,9 @@ MODEL_CONFIG_KEY = "model_config"  # the Trainer's custom_config key holding Mod
 # the baseline Trainer's custom_config key: given a base_model (the incumbent resolved in the DAG),
 # serve it as is instead of training (`models/trainer.run_fn`, `pipeline/pipeline.py`)
 INCUMBENT_KEY = "serve_incumbent"
+# beside Format-Serving/ in the baseline Trainer's Model: what it served as is, when it did not train
+INCUMBENT_FILE = "incumbent.json"  # the incumbent resolved in the DAG
+REFERENCE_FILE = "tuner_reference.json"  # the Tuner's reference of the same run (models/tuning.py)
 TUNING_KEY = "tuning"  # the Tuner's custom_config key holding TuningConfig.to_json()
 
 

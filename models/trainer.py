@@ -14,7 +14,7 @@ from typing import Dict, List, Optional, Sequence
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from models.config import INCUMBENT_KEY, MODEL_CONFIG_KEY, ModelConfig, Strategy
+from models.config import INCUMBENT_FILE, INCUMBENT_KEY, MODEL_CONFIG_KEY, REFERENCE_FILE, ModelConfig, Strategy
 from models.evaluate import TracedScorer, score_dataset, stream_ap_by_source
 from models import warm_start
 from models.export import export
@@ -234,6 +234,11 @@ def train(cfg: ModelConfig, tf_transform_output, train_files, eval_files, log_di
     model.fit(data, steps_per_epoch=interval, epochs=math.ceil(cfg.train_steps / interval), callbacks=callbacks,
               verbose=0)
     model.selected = selection.selected
+    # every evaluation (every `interval` steps; refinement's extra scorings not included): its step and the
+    # eval stream AP of every source, so a shorter budget's choice can be read off this training
+    # (`models/tuning.py`: the Tuner's reference at the trials' budget)
+    model.evaluations = [{"step": selection._step(i), "eval_ap_all_sources": dict(a)}
+                         for i, a in enumerate(selection._all_ap)]
     model.throughput = throughput(selection, interval, cfg, strategy)
     if verbose and multi_worker:
         print(f"  worker {'chief' if is_chief() else 'non-chief'}: {model.throughput['steps']} steps in "
@@ -328,29 +333,81 @@ def hyperparameter_values(config: Dict) -> Dict:
     return dict(config.get("values", {})) if "values" in config else dict(config)
 
 
-INCUMBENT_FILE = "incumbent.json"  # beside Format-Serving/ in a Model that is the incumbent, as is
+# the key of the Tuner's best hyperparameters naming its reference model (models/tuning.py)
+REFERENCE_MODEL_KEY = "reference_model"
+
+
+def copy_tree(src: str, dst: str) -> None:
+    """Every file under `src` to the same place under `dst` (any tf.io.gfile paths)."""
+    for dirpath, _, files in tf.io.gfile.walk(src):
+        rel = dirpath[len(src.rstrip("/")):].lstrip("/")
+        tf.io.gfile.makedirs(os.path.join(dst, rel))
+        for name in files:
+            tf.io.gfile.copy(os.path.join(dirpath, name), os.path.join(dst, rel, name), overwrite=True)
 
 
 def serve_incumbent(base_model: str, serving_model_dir: str) -> None:
     """The baseline Trainer's output when the DAG resolved an incumbent: its SavedModel, copied
-    unchanged (any tf.io.gfile paths), and `incumbent.json` naming where it came from."""
-    for dirpath, _, files in tf.io.gfile.walk(base_model):
-        rel = dirpath[len(base_model.rstrip("/")):].lstrip("/")
-        tf.io.gfile.makedirs(os.path.join(serving_model_dir, rel))
-        for name in files:
-            tf.io.gfile.copy(os.path.join(dirpath, name), os.path.join(serving_model_dir, rel, name), overwrite=True)
+    unchanged, and `incumbent.json` naming where it came from."""
+    copy_tree(base_model, serving_model_dir)
     with tf.io.gfile.GFile(os.path.join(os.path.dirname(serving_model_dir.rstrip("/")), INCUMBENT_FILE), "w") as f:
         f.write(json.dumps({"incumbent": base_model}))
 
 
+def export_trained(model, cfg: ModelConfig, tf_transform_output, eval_files, serving_dir: str) -> None:
+    """A trained model's export: the per-source calibration fitted on the eval split, the serving
+    SavedModel, and the warm-start rows that travel with a pushed model."""
+    offsets, report = fit_calibration(model, cfg, tf_transform_output, eval_files)
+    export(model, tf_transform_output, serving_dir, cfg, offsets=offsets, calibration=report)
+    warm_start.save(model, tf_transform_output, serving_dir)
+
+
+def tuner_reference(hyperparameters: Optional[Dict], transform_output: str, cfg: ModelConfig) -> Optional[str]:
+    """The model folder of the Tuner's reference when the baseline Trainer may serve it instead of
+    training: the Tuner of this run trained it (the same Transform output) with this very config
+    (the promotions baseline at the full budget); else None."""
+    path = (hyperparameters or {}).get(REFERENCE_MODEL_KEY)
+    record_file = os.path.join(os.path.dirname(path.rstrip("/")), REFERENCE_FILE) if path else None
+    if not record_file or not tf.io.gfile.exists(record_file):
+        return None
+    with tf.io.gfile.GFile(record_file) as f:
+        record = json.loads(f.read())
+    same_data = os.path.normpath(record.get("transform_graph", "")) == os.path.normpath(transform_output)
+    same_model = ModelConfig.from_json(record["model_config"]) == cfg if "model_config" in record else False
+    if not (same_data and same_model):
+        print(f"baseline: the Tuner's reference {path} was trained on other data or with another config; "
+              "training here", flush=True)
+        return None
+    return path
+
+
+def serve_reference(reference: str, serving_model_dir: str, model_run_dir: str) -> None:
+    """The baseline Trainer's output when the Tuner of this run trained the same promotions baseline
+    as its reference: that SavedModel and its TensorBoard logs, copied, and its record beside."""
+    copy_tree(reference, serving_model_dir)
+    logs = os.path.join(os.path.dirname(reference.rstrip("/")), "logs")
+    if tf.io.gfile.isdir(logs):
+        copy_tree(logs, os.path.join(model_run_dir, "logs"))
+    tf.io.gfile.copy(os.path.join(os.path.dirname(reference.rstrip("/")), REFERENCE_FILE),
+                     os.path.join(os.path.dirname(serving_model_dir.rstrip("/")), REFERENCE_FILE), overwrite=True)
+
+
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point (GenericExecutor). The baseline Trainer (`INCUMBENT_KEY`) given a
-    base model serves that incumbent as is; without one it trains like any Trainer."""
-    if (fn_args.custom_config or {}).get(INCUMBENT_KEY) and fn_args.base_model:
+    base model serves that incumbent as is; without one it serves the Tuner's reference of this run
+    when that is the same training (`tuner_reference`), else it trains like any Trainer. The
+    baseline never takes the Tuner's values: its hyperparameters input only names the reference."""
+    baseline = bool((fn_args.custom_config or {}).get(INCUMBENT_KEY))
+    if baseline and fn_args.base_model:
         print(f"baseline: the incumbent {fn_args.base_model}, served as is (no training)", flush=True)
         serve_incumbent(fn_args.base_model, fn_args.serving_model_dir)
         return
-    cfg = config_from_custom(fn_args.custom_config, fn_args.train_steps, fn_args.hyperparameters)
+    cfg = config_from_custom(fn_args.custom_config, fn_args.train_steps,
+                             None if baseline else fn_args.hyperparameters)
+    if baseline and (reference := tuner_reference(fn_args.hyperparameters, fn_args.transform_output, cfg)):
+        print(f"baseline: the Tuner's reference {reference}, the same training, served as is", flush=True)
+        serve_reference(reference, fn_args.serving_model_dir, fn_args.model_run_dir)
+        return
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     # multi-worker training: every worker runs all of this (saving takes part in collectives), only
     # the chief into the Trainer's outputs
@@ -359,8 +416,6 @@ def run_fn(fn_args) -> None:
     print(f"training ({cfg.mix_description()}) with {cfg.to_json()}", flush=True)
     model = train(cfg, tf_transform_output, fn_args.train_files, fn_args.eval_files,
                   log_dir=os.path.join(fn_args.model_run_dir, "logs") if chief else None)
-    offsets, report = fit_calibration(model, cfg, tf_transform_output, fn_args.eval_files)
-    export(model, tf_transform_output, serving_dir, cfg, offsets=offsets, calibration=report)
-    warm_start.save(model, tf_transform_output, serving_dir)  # travels with the pushed model
+    export_trained(model, cfg, tf_transform_output, fn_args.eval_files, serving_dir)
     if not chief:
         shutil.rmtree(serving_dir, ignore_errors=True)

@@ -11,8 +11,10 @@ with the natural source mix):
 The search is KerasTuner's Bayesian optimisation (a Gaussian-process oracle) after its starting
 points; every trial is reported (values, eval AP per source, score, restored step, seconds).
 The objective is `models.selection.tuning_score`: eval stream AP per source relative to a
-`promotions_baseline` reference trained with the same step budget (the incumbent), never
-preferring a model that loses a source beyond the tolerance. Trials are short (`steps`), stop
+`promotions_baseline` reference at the trials' step budget, never preferring a model that loses a
+source beyond the tolerance. Under the pipeline's `ReferenceTuner` (`models/tuner_executor.py`) the
+reference is trained once at the baseline's full budget and exported for `baseline_trainer`, and the
+trials compare with the evaluation a training of their budget would have restored from it. Trials are short (`steps`), stop
 early, and read the train and eval splits from memory (read once per tuning run).
 """
 from __future__ import annotations
@@ -28,13 +30,16 @@ import tensorflow as tf
 
 from core.fields import SOURCES
 from core.tasks import TASKS, Task
-from models.config import BALANCED, ENCODER_FAMILIES, TUNING_KEY, EncoderFamily, ModelConfig, TuningConfig, preset
+from models.config import (BALANCED, ENCODER_FAMILIES, REFERENCE_FILE, TUNING_KEY, EncoderFamily, ModelConfig,
+                           TuningConfig, preset)
 from models.sampling import MemoryExamples, eval_dataset, load_examples
-from models.selection import relative_ap, tuning_score
+from models.selection import choose_checkpoint, relative_ap, tuning_score
 from models.tuning_log import CondensedTunerOutput, tensorboard_dir
 
 REFERENCE_PRESET = "promotions_baseline"
 OBJECTIVE = "score"
+# the Tuner's custom_config key, set by `ReferenceTunerExecutor`: the folder to export the reference to
+REFERENCE_DIR_KEY = "reference_dir"
 
 
 def search_space(cfg: ModelConfig) -> keras_tuner.HyperParameters:
@@ -85,13 +90,16 @@ class SourceTuner(CondensedTunerOutput, keras_tuner.engine.base_tuner.BaseTuner)
     checkpoint chosen per source) and scores its eval stream AP per source against the reference."""
 
     def __init__(self, base: ModelConfig, tuning: TuningConfig, data: "TrialData", table: Sequence[Task],
-                 directory: str, progress=print, reference: Optional[Dict[str, float]] = None):
+                 directory: str, progress=print, reference: Optional[Dict[str, float]] = None,
+                 reference_export: Optional["ReferenceExport"] = None):
         oracle = _DefaultsFirst(objective=keras_tuner.Objective(OBJECTIVE, "max"), max_trials=tuning.trials,
                                 hyperparameters=search_space(base), seed=tuning.seed,
                                 num_initial_points=max(3, tuning.trials // 4))
         super().__init__(oracle, directory=directory, project_name="podcast_mtl", overwrite=True)
         self.base, self.tuning, self.data, self.table, self.progress = base, tuning, data, tuple(table), progress
         self.reference = reference  # the reference model's eval AP per source, trained on first use
+        self.reference_export = reference_export
+        self.reference_step: Optional[int] = None
         self.trial_log = []
 
     def _train(self, cfg: ModelConfig):
@@ -107,11 +115,51 @@ class SourceTuner(CondensedTunerOutput, keras_tuner.engine.base_tuner.BaseTuner)
     def reference_ap(self) -> Dict[str, float]:
         if self.reference is None:
             t0 = time.time()
-            cfg = preset(REFERENCE_PRESET, base=self.base).replace(train_steps=self.tuning.steps)
-            self.reference = self._train(cfg)["eval_ap_all_sources"]
+            if self.reference_export is not None:
+                self.reference, self.reference_step = self._train_exported_reference()
+            else:
+                cfg = preset(REFERENCE_PRESET, base=self.base).replace(train_steps=self.tuning.steps)
+                self.reference = self._train(cfg)["eval_ap_all_sources"]
             self.progress(f"  tuning reference {REFERENCE_PRESET}: eval stream AP " +
                           " ".join(f"{s}={v:.4f}" for s, v in self.reference.items()) + f" ({time.time() - t0:.0f} s)")
         return self.reference
+
+    def _train_exported_reference(self):
+        """The reference trained once at the promotions baseline's full budget and exported (the
+        pipeline's baseline Trainer serves it instead of training it again, `models/trainer.py`);
+        its AP for the trials is that of the evaluation a training of the trials' budget would have
+        restored: `choose_checkpoint` over its evaluations up to `tuning.steps` (the training is the
+        same up to there: same seed, batches and learning rate; early stopping and the moving average
+        look only backwards). Refinement's extra scorings are not among them. When the trials'
+        budget is no multiple of the evaluation interval (their evaluations fall elsewhere), a
+        reference of their budget is trained as well."""
+        from models.trainer import export_trained, train
+
+        cfg = preset(REFERENCE_PRESET, base=self.base)
+        out = self.reference_export
+        model = train(cfg, self.data.tft_output, None, None, table=self.table, verbose=True,
+                      examples=self.data.examples, counts=self.data.counts, eval_data=self.data.eval_batches,
+                      log_dir=os.path.join(out.folder, "logs"))
+        export_trained(model, cfg, self.data.tft_output, out.eval_files, os.path.join(out.folder, "Format-Serving"))
+        early = [e for e in model.evaluations if e["step"] <= self.tuning.steps]
+        if early and self.tuning.steps % cfg.eval_every_steps == 0:
+            pick = early[choose_checkpoint([{s: e["eval_ap_all_sources"][s] for s in cfg.train_sources}
+                                            for e in early], cfg.checkpoint_tolerance)]
+        else:  # the trials evaluate at other steps than this training did: a reference of their budget
+            tf.keras.backend.clear_session()
+            short = self._train(cfg.replace(train_steps=self.tuning.steps))
+            pick = {"step": short["step"], "eval_ap_all_sources": short["eval_ap_all_sources"]}
+        with tf.io.gfile.GFile(os.path.join(out.folder, REFERENCE_FILE), "w") as f:
+            f.write(json.dumps({"transform_graph": out.transform_graph, "model_config": cfg.to_json(),
+                                "restored_step": int(model.selected["step"]), "tuning_steps": self.tuning.steps,
+                                "tuning_reference_step": pick["step"],
+                                "tuning_reference_eval_ap": pick["eval_ap_all_sources"]}, indent=1))
+        self.progress(f"  tuning reference: trained at the baseline's budget (restored step {model.selected['step']}, "
+                      "exported for the baseline Trainer); the trials compare with " +
+                      (f"its step {pick['step']}" if early and self.tuning.steps % cfg.eval_every_steps == 0 else
+                       f"a reference of their budget ({self.tuning.steps} steps), trained too"))
+        tf.keras.backend.clear_session()
+        return {s: float(v) for s, v in pick["eval_ap_all_sources"].items()}, pick["step"]
 
     def run_trial(self, trial, *args, **kwargs):
         reference = self.reference_ap()
@@ -133,6 +181,15 @@ class SourceTuner(CondensedTunerOutput, keras_tuner.engine.base_tuner.BaseTuner)
 
     def load_model(self, trial):
         raise NotImplementedError("trials keep no model")
+
+
+@dataclasses.dataclass(frozen=True)
+class ReferenceExport:
+    """Where the Tuner exports its reference (`<folder>/Format-Serving`, its logs and record beside)
+    and what it was trained on, so that the baseline Trainer can tell it is its own training."""
+    folder: str
+    transform_graph: str
+    eval_files: Sequence[str]
 
 
 @dataclasses.dataclass
@@ -179,7 +236,10 @@ def tuner_fn(fn_args):
     print(f"tuning: {tuning.trials} trials of {tuning.steps} steps; data in memory in {time.time() - t0:.0f} s "
           f"({sum(data.counts.values()):,} training examples: " +
           ", ".join(f"{s} {n:,}" for s, n in data.counts.items()) + ")", flush=True)
+    folder = (fn_args.custom_config or {}).get(REFERENCE_DIR_KEY)
+    export = ReferenceExport(folder, fn_args.transform_graph_path, fn_args.eval_files) if folder else None
     tuner = SourceTuner(base, tuning, data, TASKS, os.path.join(fn_args.working_dir or ".", "tuner"),
-                        progress=lambda line: print(line, flush=True))
+                        progress=lambda line: print(line, flush=True), reference_export=export)
     tuner.tensorboard_dir = tensorboard_dir(fn_args.working_dir or ".")
     return TunerFnResult(tuner=tuner, fit_kwargs={"verbose": 0})
+

@@ -10,7 +10,9 @@ Airflow, Vertex / Kubeflow v2):
   Trainer models and the Pusher's `push_blessing` (blessed only when the push was verified), i.e.
   the latest model that reached the serving folder whole, feeds `baseline_trainer` as its
   `base_model`: with one, `baseline_trainer` serves it as is (no training, `models.trainer.run_fn`);
-  with none (nothing pushed yet), it trains the promotions baseline on the same data. The Evaluator
+  with none (nothing pushed yet), the promotions baseline trained on the same data: with a Tuner,
+  the Tuner's reference (`ReferenceTuner` trains it at the baseline's full budget, scores its trials
+  against it, and `baseline_trainer` serves it as is), else trained by `baseline_trainer`. The Evaluator
   always reads `baseline_trainer`'s model. (The Kubeflow V2 compiler turns the resolver into two
   MLMD queries on `tfx.ModelBlessing` blessed=1 and its model, without the producer filter: there a
   blessed model whose push failed would be resolved too, see docs/production.md.)
@@ -31,6 +33,7 @@ import os
 
 import tensorflow_data_validation as tfdv
 from tfx import v1 as tfx
+from tfx.dsl.components.base import executor_spec
 
 from components.atomic_pusher import Pusher
 from components.temporal_example_gen import TemporalExampleGen
@@ -40,6 +43,7 @@ from core.paths import write_whole
 from core.serving import SERVING_DEFAULT
 from evaluation.eval_config import evaluation_features, make_eval_config
 from models.config import INCUMBENT_KEY, MODEL_CONFIG_KEY, TUNING_KEY, preset
+from models.tuner_executor import ReferenceTunerExecutor
 from pipeline.configs import BASELINE_PRESET, PipelineConfig
 from pipeline.run_root import Node, RunRoot
 
@@ -151,17 +155,26 @@ def _trainer(config: PipelineConfig, transform, model, hyperparameters=None, inc
         custom_config=custom_config)
 
 
+class ReferenceTuner(tfx.components.Tuner):
+    """TFX's Tuner whose executor also exports the Tuner's reference, the promotions baseline trained at
+    its full budget, for `baseline_trainer` to serve instead of training it again
+    (`models/tuner_executor.py`)."""
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(ReferenceTunerExecutor)
+
+
 def model_selection_components(config: PipelineConfig, transform) -> list:
     """The source of the Trainer's hyperparameters: a Tuner searching on validation AP
     (`tune_trials` > 0), the latest earlier Tuner's best values (`reuse_hyperparameters`, for
-    scheduled daily runs), or none (the config's own values)."""
+    scheduled daily runs), or none (the config's own values). Where the baseline may be trained in
+    the run (no `baseline_model`), the Tuner's reference is that baseline (`ReferenceTuner`)."""
     if config.tuning.trials > 0:
-        return [tfx.components.Tuner(
+        tuner = tfx.components.Tuner if config.baseline_model else ReferenceTuner
+        return [tuner(
             tuner_fn="models.tuning.tuner_fn",
             examples=transform.outputs["transformed_examples"], transform_graph=transform.outputs["transform_graph"],
             train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=config.tuning.steps),
             eval_args=tfx.proto.EvalArgs(splits=["eval"], num_steps=0),
-            custom_config={MODEL_CONFIG_KEY: config.model.to_json(), TUNING_KEY: config.tuning.to_json()})]
+            custom_config={MODEL_CONFIG_KEY: config.model.to_json(), TUNING_KEY: config.tuning.to_json()}).with_id(Node.TUNER)]
     if config.reuse_hyperparameters:
         return [tfx.dsl.Resolver(
             strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
@@ -182,18 +195,20 @@ def incumbent_resolver() -> tfx.dsl.Resolver:
     ).with_id(Node.INCUMBENT_RESOLVER)
 
 
-def baseline_components(config: PipelineConfig, transform) -> list:
+def baseline_components(config: PipelineConfig, transform, tuner=None) -> list:
     """The model the candidate must not fall behind (the last one's `model` / `result` output):
     `baseline_model` through an Importer, else the incumbent resolved from what this pipeline
     pushed, served as is by `baseline_trainer`, or, when nothing was pushed yet, a
-    `promotions_baseline` trained by it in the same run on the same data."""
+    `promotions_baseline` trained in the same run on the same data: by the `ReferenceTuner`
+    (`tuner`) as its reference, which `baseline_trainer` then serves as is, else by `baseline_trainer`."""
     if config.baseline_model:
         return [tfx.dsl.Importer(source_uri=config.baseline_model, artifact_type=tfx.types.standard_artifacts.Model,
                                  reimport=False).with_id(Node.BASELINE_IMPORTER)]
     resolver = incumbent_resolver()
     baseline = preset(BASELINE_PRESET, base=config.model)
-    return [resolver,
-            _trainer(config, transform, baseline, incumbent=resolver.outputs["model"]).with_id(Node.BASELINE_TRAINER)]
+    reference = tuner.outputs["best_hyperparameters"] if isinstance(tuner, ReferenceTuner) else None
+    return [resolver, _trainer(config, transform, baseline, hyperparameters=reference,
+                               incumbent=resolver.outputs["model"]).with_id(Node.BASELINE_TRAINER)]
 
 
 def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> tfx.dsl.Pipeline:
@@ -208,7 +223,7 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
         outputs = selection[0].outputs
         hyperparameters = outputs["best_hyperparameters" if "best_hyperparameters" in outputs else "hyperparameters"]
     trainer = _trainer(config, transform, config.model, hyperparameters).with_id(Node.TRAINER)
-    baseline = baseline_components(config, transform)
+    baseline = baseline_components(config, transform, selection[0] if selection else None)
     # the validated schema of only the slicing features and labels: TFMA decodes those, typed, instead of
     # inferring all 31 columns (the models parse the serialized examples themselves; Evaluator 117 ->
     # 104 s on the default logs with the whole schema, less with this one; docs/results/performance.md)

@@ -15,11 +15,11 @@ from ml_metadata.proto import metadata_store_pb2
 from core.strict_json import strict_json
 from core.row_report import RowReport
 
-INCUMBENT_FILE = "incumbent.json"  # models.trainer.INCUMBENT_FILE (not imported: it loads TensorFlow)
 from core.split import SPLITS
 from core.tasks import TASKS, stream_head
 from evaluation.tfma_metrics import EXACT_AP_NAME
 from core.fields import SOURCES
+from models.config import INCUMBENT_FILE, REFERENCE_FILE
 from pipeline.run_root import Node
 
 _STATE = {metadata_store_pb2.Execution.COMPLETE: "done", metadata_store_pb2.Execution.CACHED: "cached",
@@ -242,6 +242,9 @@ def _baseline(rows: List[Dict], evaluation_uri: str) -> Optional[Dict]:
             source = json.load(f)["incumbent"]
         return {"model": source, "kind": "incumbent (latest pushed model, resolved in the DAG)", "ap": ap,
                 "baseline_artifact": trained.uri}
+    if os.path.exists(os.path.join(trained.uri, REFERENCE_FILE)):  # baseline_trainer served the Tuner's reference
+        return {"model": trained.uri, "kind": "promotions_baseline trained in this run (by the Tuner, as its reference)",
+                "ap": ap}
     return {"model": trained.uri, "kind": "promotions_baseline trained in this run", "ap": ap}
 
 

@@ -135,6 +135,59 @@ def test_tuned_hyperparameters_reach_the_pushed_model(pipeline_run):
     assert set(s.baseline["ap"]["ads"]) >= {"promo_stream", "ad_stream"}  # ad_stream: its promotions head
 
 
+def test_the_promotions_baseline_is_trained_once_as_the_tuners_reference(pipeline_run):
+    """With a Tuner and nothing pushed yet, the Tuner trains the promotions baseline at the baseline's
+    full budget as its reference, scores its trials against the evaluation a trial's budget reaches
+    in it, and baseline_trainer serves that very model instead of training it again."""
+    from models.config import REFERENCE_FILE
+    from models.trainer import REFERENCE_MODEL_KEY
+    from models.tuning_log import read_trials
+
+    root, s = RunRoot(pipeline_run["root"]), pipeline_run["summary"]
+    results = s.artifacts[Node.TUNER]["TunerResults"]  # this run's (later tests run on the same root)
+    reference = os.path.join(results, "reference")
+    with open(os.path.join(reference, REFERENCE_FILE)) as f:
+        record = json.load(f)
+    assert record["transform_graph"] == s.artifacts[Node.TRANSFORM]["TransformGraph"]
+    # the baseline's budget, not the trials' (the shared run: 120 steps, trials of 40, an evaluation every 40)
+    assert json.loads(record["model_config"])["train_steps"] == 120 and record["tuning_steps"] == 40
+    assert record["tuning_reference_step"] == 40 and record["restored_step"] <= 120
+    with open(glob.glob(os.path.join(s.artifacts[Node.TUNER]["HyperParameters"], "*"))[0]) as f:
+        assert json.load(f)[REFERENCE_MODEL_KEY] == os.path.join(reference, "Format-Serving")
+    assert "by the Tuner" in s.baseline["kind"]
+    baseline = s.baseline["model"]
+    assert os.path.exists(os.path.join(baseline, REFERENCE_FILE))
+    assert tree_digest_of(baseline) == tree_digest_of(reference)  # served as is, not trained again
+    run_dir = os.path.join(root.node(Node.BASELINE_TRAINER), "model_run", os.path.basename(baseline))
+    assert os.listdir(os.path.join(run_dir, "logs"))  # its training curves too
+    trials = read_trials(os.path.join(root.node(Node.TUNER), "tensorboard",
+                                      os.path.basename(results.rstrip("/"))))
+    assert trials
+    for t in trials:  # every trial's relative AP is against the reference's AP at the trials' budget
+        for source, ref in record["tuning_reference_eval_ap"].items():
+            assert t["relative_ap"][source] == pytest.approx(t["eval_ap"][source] / ref)
+
+
+def test_the_baseline_trainer_serves_only_a_reference_of_its_own_data_and_config(tmp_path):
+    """`tuner_reference` names the Tuner's reference only when it was trained on the same Transform
+    output with the baseline's very config; otherwise the baseline Trainer trains (None)."""
+    from models.config import REFERENCE_FILE, preset
+    from models.trainer import REFERENCE_MODEL_KEY, tuner_reference
+
+    cfg = preset("promotions_baseline")
+    folder = tmp_path / "reference"
+    (folder / "Format-Serving").mkdir(parents=True)
+    (folder / REFERENCE_FILE).write_text(json.dumps({"transform_graph": "/root/Transform/transform_graph/7",
+                                                     "model_config": cfg.to_json()}))
+    hp = {"values": {}, REFERENCE_MODEL_KEY: str(folder / "Format-Serving")}
+    assert tuner_reference(hp, "/root/Transform/transform_graph/7", cfg) == str(folder / "Format-Serving")
+    assert tuner_reference(hp, "/root/Transform/transform_graph/8", cfg) is None  # another Transform output
+    assert tuner_reference(hp, "/root/Transform/transform_graph/7", cfg.replace(train_steps=7)) is None
+    assert tuner_reference({"values": {}}, "/root/Transform/transform_graph/7", cfg) is None  # none named
+    (folder / REFERENCE_FILE).unlink()
+    assert tuner_reference(hp, "/root/Transform/transform_graph/7", cfg) is None  # named but not there
+
+
 def test_without_tuning_the_trainer_takes_the_config_as_is(pipeline_run):
     from models.config import TuningConfig
 
