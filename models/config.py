@@ -17,6 +17,11 @@ INCUMBENT_KEY = "serve_incumbent"
 INCUMBENT_FILE = "incumbent.json"  # the incumbent resolved in the DAG
 REFERENCE_FILE = "tuner_reference.json"  # the Tuner's reference of the same run (models/tuning.py)
 TUNING_KEY = "tuning"  # the Tuner's custom_config key holding TuningConfig.to_json()
+# the Tuner's custom_config key, set by `models.tuner_executor.ReferenceTunerExecutor`: the folder to
+# export the Tuner's reference to (`models/tuning.py`)
+REFERENCE_DIR_KEY = "reference_dir"
+# the key of the Tuner's best hyperparameters naming that exported reference (`models/trainer.py:run_fn`)
+REFERENCE_MODEL_KEY = "reference_model"
 
 
 class Mix(str, enum.Enum):

@@ -14,7 +14,8 @@ from typing import Dict, List, Optional, Sequence
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from models.config import INCUMBENT_FILE, INCUMBENT_KEY, MODEL_CONFIG_KEY, REFERENCE_FILE, ModelConfig, Strategy
+from models.config import (INCUMBENT_FILE, INCUMBENT_KEY, MODEL_CONFIG_KEY, REFERENCE_FILE, REFERENCE_MODEL_KEY,
+                           ModelConfig, Strategy)
 from models.evaluate import TracedScorer, score_dataset, stream_ap_by_source
 from models import warm_start
 from models.export import export
@@ -333,10 +334,6 @@ def hyperparameter_values(config: Dict) -> Dict:
     return dict(config.get("values", {})) if "values" in config else dict(config)
 
 
-# the key of the Tuner's best hyperparameters naming its reference model (models/tuning.py)
-REFERENCE_MODEL_KEY = "reference_model"
-
-
 def copy_tree(src: str, dst: str) -> None:
     """Every file under `src` to the same place under `dst` (any tf.io.gfile paths)."""
     for dirpath, _, files in tf.io.gfile.walk(src):
@@ -384,11 +381,11 @@ def tuner_reference(hyperparameters: Optional[Dict], transform_output: str, cfg:
 def serve_reference(reference: str, serving_model_dir: str, model_run_dir: str) -> None:
     """The baseline Trainer's output when the Tuner of this run trained the same promotions baseline
     as its reference: that SavedModel and its TensorBoard logs, copied, and its record beside."""
+    folder = os.path.dirname(reference.rstrip("/"))  # the Tuner's export: Format-Serving/, logs/, the record
     copy_tree(reference, serving_model_dir)
-    logs = os.path.join(os.path.dirname(reference.rstrip("/")), "logs")
-    if tf.io.gfile.isdir(logs):
-        copy_tree(logs, os.path.join(model_run_dir, "logs"))
-    tf.io.gfile.copy(os.path.join(os.path.dirname(reference.rstrip("/")), REFERENCE_FILE),
+    if tf.io.gfile.isdir(os.path.join(folder, "logs")):
+        copy_tree(os.path.join(folder, "logs"), os.path.join(model_run_dir, "logs"))
+    tf.io.gfile.copy(os.path.join(folder, REFERENCE_FILE),
                      os.path.join(os.path.dirname(serving_model_dir.rstrip("/")), REFERENCE_FILE), overwrite=True)
 
 

@@ -7,9 +7,9 @@ import os
 import tensorflow as tf
 from tfx.components.tuner.executor import Executor as TunerExecutor
 from tfx.types import artifact_utils
+from tfx.utils import io_utils
 
-from models.trainer import REFERENCE_MODEL_KEY
-from models.tuning import REFERENCE_DIR_KEY
+from models.config import REFERENCE_DIR_KEY, REFERENCE_MODEL_KEY
 
 
 class ReferenceTunerExecutor(TunerExecutor):
@@ -27,8 +27,8 @@ class ReferenceTunerExecutor(TunerExecutor):
         served = os.path.join(folder, "Format-Serving")
         if not tf.io.gfile.exists(served):  # no trial ran (no reference trained): nothing to name
             return
-        best = os.path.join(artifact_utils.get_single_uri(output_dict["best_hyperparameters"]),
-                            "best_hyperparameters.txt")
+        # the one file TFX wrote there, found as TFX's Trainer finds it
+        best = io_utils.get_only_uri_in_dir(artifact_utils.get_single_uri(output_dict["best_hyperparameters"]))
         with tf.io.gfile.GFile(best) as f:
             config = json.loads(f.read())
         config[REFERENCE_MODEL_KEY] = served

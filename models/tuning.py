@@ -30,16 +30,14 @@ import tensorflow as tf
 
 from core.fields import SOURCES
 from core.tasks import TASKS, Task
-from models.config import (BALANCED, ENCODER_FAMILIES, REFERENCE_FILE, TUNING_KEY, EncoderFamily, ModelConfig,
-                           TuningConfig, preset)
+from models.config import (BALANCED, ENCODER_FAMILIES, REFERENCE_DIR_KEY, REFERENCE_FILE, TUNING_KEY, EncoderFamily,
+                           ModelConfig, TuningConfig, preset)
 from models.sampling import MemoryExamples, eval_dataset, load_examples
 from models.selection import choose_checkpoint, relative_ap, tuning_score
 from models.tuning_log import CondensedTunerOutput, tensorboard_dir
 
 REFERENCE_PRESET = "promotions_baseline"
 OBJECTIVE = "score"
-# the Tuner's custom_config key, set by `ReferenceTunerExecutor`: the folder to export the reference to
-REFERENCE_DIR_KEY = "reference_dir"
 
 
 def search_space(cfg: ModelConfig) -> keras_tuner.HyperParameters:
@@ -99,7 +97,6 @@ class SourceTuner(CondensedTunerOutput, keras_tuner.engine.base_tuner.BaseTuner)
         self.base, self.tuning, self.data, self.table, self.progress = base, tuning, data, tuple(table), progress
         self.reference = reference  # the reference model's eval AP per source, trained on first use
         self.reference_export = reference_export
-        self.reference_step: Optional[int] = None
         self.trial_log = []
 
     def _train(self, cfg: ModelConfig):
@@ -116,7 +113,7 @@ class SourceTuner(CondensedTunerOutput, keras_tuner.engine.base_tuner.BaseTuner)
         if self.reference is None:
             t0 = time.time()
             if self.reference_export is not None:
-                self.reference, self.reference_step = self._train_exported_reference()
+                self.reference = self._train_exported_reference()
             else:
                 cfg = preset(REFERENCE_PRESET, base=self.base).replace(train_steps=self.tuning.steps)
                 self.reference = self._train(cfg)["eval_ap_all_sources"]
@@ -142,13 +139,13 @@ class SourceTuner(CondensedTunerOutput, keras_tuner.engine.base_tuner.BaseTuner)
                       log_dir=os.path.join(out.folder, "logs"))
         export_trained(model, cfg, self.data.tft_output, out.eval_files, os.path.join(out.folder, "Format-Serving"))
         early = [e for e in model.evaluations if e["step"] <= self.tuning.steps]
-        if early and self.tuning.steps % cfg.eval_every_steps == 0:
+        read_off = bool(early) and self.tuning.steps % cfg.eval_every_steps == 0
+        if read_off:
             pick = early[choose_checkpoint([{s: e["eval_ap_all_sources"][s] for s in cfg.train_sources}
                                             for e in early], cfg.checkpoint_tolerance)]
         else:  # the trials evaluate at other steps than this training did: a reference of their budget
             tf.keras.backend.clear_session()
-            short = self._train(cfg.replace(train_steps=self.tuning.steps))
-            pick = {"step": short["step"], "eval_ap_all_sources": short["eval_ap_all_sources"]}
+            pick = self._train(cfg.replace(train_steps=self.tuning.steps))  # {"step", "eval_ap_all_sources"}
         with tf.io.gfile.GFile(os.path.join(out.folder, REFERENCE_FILE), "w") as f:
             f.write(json.dumps({"transform_graph": out.transform_graph, "model_config": cfg.to_json(),
                                 "restored_step": int(model.selected["step"]), "tuning_steps": self.tuning.steps,
@@ -156,10 +153,10 @@ class SourceTuner(CondensedTunerOutput, keras_tuner.engine.base_tuner.BaseTuner)
                                 "tuning_reference_eval_ap": pick["eval_ap_all_sources"]}, indent=1))
         self.progress(f"  tuning reference: trained at the baseline's budget (restored step {model.selected['step']}, "
                       "exported for the baseline Trainer); the trials compare with " +
-                      (f"its step {pick['step']}" if early and self.tuning.steps % cfg.eval_every_steps == 0 else
+                      (f"its step {pick['step']}" if read_off else
                        f"a reference of their budget ({self.tuning.steps} steps), trained too"))
         tf.keras.backend.clear_session()
-        return {s: float(v) for s, v in pick["eval_ap_all_sources"].items()}, pick["step"]
+        return {s: float(v) for s, v in pick["eval_ap_all_sources"].items()}
 
     def run_trial(self, trial, *args, **kwargs):
         reference = self.reference_ap()

@@ -139,8 +139,7 @@ def test_the_promotions_baseline_is_trained_once_as_the_tuners_reference(pipelin
     """With a Tuner and nothing pushed yet, the Tuner trains the promotions baseline at the baseline's
     full budget as its reference, scores its trials against the evaluation a trial's budget reaches
     in it, and baseline_trainer serves that very model instead of training it again."""
-    from models.config import REFERENCE_FILE
-    from models.trainer import REFERENCE_MODEL_KEY
+    from models.config import REFERENCE_FILE, REFERENCE_MODEL_KEY
     from models.tuning_log import read_trials
 
     root, s = RunRoot(pipeline_run["root"]), pipeline_run["summary"]
@@ -171,8 +170,8 @@ def test_the_promotions_baseline_is_trained_once_as_the_tuners_reference(pipelin
 def test_the_baseline_trainer_serves_only_a_reference_of_its_own_data_and_config(tmp_path):
     """`tuner_reference` names the Tuner's reference only when it was trained on the same Transform
     output with the baseline's very config; otherwise the baseline Trainer trains (None)."""
-    from models.config import REFERENCE_FILE, preset
-    from models.trainer import REFERENCE_MODEL_KEY, tuner_reference
+    from models.config import REFERENCE_FILE, REFERENCE_MODEL_KEY, preset
+    from models.trainer import tuner_reference
 
     cfg = preset("promotions_baseline")
     folder = tmp_path / "reference"
