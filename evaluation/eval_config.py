@@ -92,7 +92,10 @@ def make_eval_config(tasks: Sequence[Task], floors: Dict[str, float], tolerance:
         specs.append(tfma.MetricsSpec(output_names=[t.name], metrics=metrics))
     specs.append(tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name="ExampleCount")]))  # per slice
     return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(signature_name=SERVING_DEFAULT, label_keys={t.name: t.label for t in tasks})],
+        # tf_generic: TFMA calls the signature and never loads the model as Keras (it would load each
+        # model once more only to find its type; the exports carry no Keras layer traces, models/export.py)
+        model_specs=[tfma.ModelSpec(signature_name=SERVING_DEFAULT, model_type=tfma.TF_GENERIC,
+                                    label_keys={t.name: t.label for t in tasks})],
         slicing_specs=list(SLICES), metrics_specs=specs,
         # The model's compiled Keras metrics are not evaluated (TFMA cannot feed a multi-output model's
         # compiled metrics); every metric is declared above, per head.

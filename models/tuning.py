@@ -128,8 +128,9 @@ class SourceTuner(CondensedTunerOutput, keras_tuner.engine.base_tuner.BaseTuner)
         restored: `choose_checkpoint` over its evaluations up to `tuning.steps` (the training is the
         same up to there: same seed, batches and learning rate; early stopping and the moving average
         look only backwards). Refinement's extra scorings are not among them. When the trials'
-        budget is no multiple of the evaluation interval (their evaluations fall elsewhere), a
-        reference of their budget is trained as well."""
+        budget is the baseline's, the reference is this training's own choice, refinement included;
+        else, when that budget is no multiple of the evaluation interval (their evaluations fall
+        elsewhere), a reference of their budget is trained as well."""
         from models.trainer import export_trained, train
 
         cfg = preset(REFERENCE_PRESET, base=self.base)
@@ -140,7 +141,11 @@ class SourceTuner(CondensedTunerOutput, keras_tuner.engine.base_tuner.BaseTuner)
         export_trained(model, cfg, self.data.tft_output, out.eval_files, os.path.join(out.folder, "Format-Serving"))
         early = [e for e in model.evaluations if e["step"] <= self.tuning.steps]
         read_off = bool(early) and self.tuning.steps % cfg.eval_every_steps == 0
-        if read_off:
+        if cfg.train_steps == self.tuning.steps:  # the trials' budget: this very training is their reference
+            read_off = True
+            pick = {"step": int(model.selected["step"]),
+                    "eval_ap_all_sources": {s: float(v) for s, v in model.selected["eval_ap_all_sources"].items()}}
+        elif read_off:
             pick = early[choose_checkpoint([{s: e["eval_ap_all_sources"][s] for s in cfg.train_sources}
                                             for e in early], cfg.checkpoint_tolerance)]
         else:  # the trials evaluate at other steps than this training did: a reference of their budget

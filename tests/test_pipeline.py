@@ -239,20 +239,23 @@ def test_in_process_scoring_equals_the_evaluator(pipeline_run, transformed):
 
     from core.tasks import stream_head
     from models.evaluate import score_dataset, stream_ap_by_source
-    from models.preprocessing import model_inputs
+    from models.export import read_model_config
+    from models.model import build_model, dummy_features
+    from models.preprocessing import cardinalities
     from models.sampling import eval_dataset
 
     tft_out, files, _ = transformed
     model_dir = os.path.join(pipeline_run["summary"].artifacts["Trainer"]["Model"], "Format-Serving")
-    model = tf.keras.models.load_model(model_dir)
-    inputs = {name for name, _ in model_inputs()}
-
-    def reloaded(batch, training=False):  # a revived model takes exactly the inputs it was traced with
-        return model({k: v for k, v in batch.items() if k in inputs}, training=False)
+    # exports carry no Keras layer traces (models/export.py): the model is rebuilt from the config it
+    # exported with and restored from the export's variables, every one of its own matched
+    cfg = read_model_config(model_dir)
+    model = build_model(cfg, cardinalities(tft_out), cfg.tasks())
+    model(dummy_features(), training=False)
+    tf.train.Checkpoint(model).read(os.path.join(model_dir, "variables", "variables")).assert_existing_objects_matched()
 
     tasks = pipeline_run["config"].model.tasks()
-    ap = stream_ap_by_source(tasks, score_dataset(reloaded, eval_dataset(files["test"],
-                                                                         tft_out.transformed_feature_spec())))
+    ap = stream_ap_by_source(tasks, score_dataset(model, eval_dataset(files["test"],
+                                                                      tft_out.transformed_feature_spec())))
     evaluator = pipeline_run["summary"].ap
     for source in SOURCES:
         assert ap[source] == pytest.approx(evaluator[source][stream_head(tasks, source)], abs=1e-6)
