@@ -111,6 +111,9 @@ def add_signatures(model, tf_transform_output, offsets: Optional[Dict[str, Dict[
 
     aliases = served_stream_aliases(model.task_rows)
 
+    # one function for both signatures: the Transform layer and the model are traced once per export
+    # when the two signatures' parsed inputs have the same specs (they do), not once per signature
+    @tf.function(reduce_retracing=True)
     def predict(raw):
         raw = dict(raw, source=check_source(raw["source"]))
         transformed = model.tft_layer(raw)
