@@ -83,6 +83,12 @@ class _DefaultsFirst(keras_tuner.oracles.BayesianOptimizationOracle):
         return super().populate_space(trial_id)
 
 
+def _selected(model) -> Dict:
+    """{"step", "eval_ap_all_sources"} of the checkpoint a finished training restored, as plain numbers."""
+    return {"step": int(model.selected["step"]),
+            "eval_ap_all_sources": {s: float(v) for s, v in model.selected["eval_ap_all_sources"].items()}}
+
+
 class SourceTuner(CondensedTunerOutput, keras_tuner.engine.base_tuner.BaseTuner):
     """Each trial trains `base` with the trial's values for `tuning.steps` steps (early-stopped, the
     checkpoint chosen per source) and scores its eval stream AP per source against the reference."""
@@ -104,8 +110,7 @@ class SourceTuner(CondensedTunerOutput, keras_tuner.engine.base_tuner.BaseTuner)
 
         model = train(cfg, self.data.tft_output, None, None, table=self.table, verbose=False,
                       examples=self.data.examples, counts=self.data.counts, eval_data=self.data.eval_batches)
-        selected = {"step": int(model.selected["step"]),
-                    "eval_ap_all_sources": {s: float(v) for s, v in model.selected["eval_ap_all_sources"].items()}}
+        selected = _selected(model)
         tf.keras.backend.clear_session()
         return selected
 
@@ -140,16 +145,15 @@ class SourceTuner(CondensedTunerOutput, keras_tuner.engine.base_tuner.BaseTuner)
                       log_dir=os.path.join(out.folder, "logs"))
         export_trained(model, cfg, self.data.tft_output, out.eval_files, os.path.join(out.folder, "Format-Serving"))
         early = [e for e in model.evaluations if e["step"] <= self.tuning.steps]
-        read_off = bool(early) and self.tuning.steps % cfg.eval_every_steps == 0
+        short = False  # whether a reference of the trials' budget had to be trained as well
         if cfg.train_steps == self.tuning.steps:  # the trials' budget: this very training is their reference
-            read_off = True
-            pick = {"step": int(model.selected["step"]),
-                    "eval_ap_all_sources": {s: float(v) for s, v in model.selected["eval_ap_all_sources"].items()}}
-        elif read_off:
+            pick = _selected(model)
+        elif early and self.tuning.steps % cfg.eval_every_steps == 0:
             pick = early[choose_checkpoint([{s: e["eval_ap_all_sources"][s] for s in cfg.train_sources}
                                             for e in early], cfg.checkpoint_tolerance)]
         else:  # the trials evaluate at other steps than this training did: a reference of their budget
             tf.keras.backend.clear_session()
+            short = True
             pick = self._train(cfg.replace(train_steps=self.tuning.steps))  # {"step", "eval_ap_all_sources"}
         with tf.io.gfile.GFile(os.path.join(out.folder, REFERENCE_FILE), "w") as f:
             f.write(json.dumps({"transform_graph": out.transform_graph, "model_config": cfg.to_json(),
@@ -158,8 +162,8 @@ class SourceTuner(CondensedTunerOutput, keras_tuner.engine.base_tuner.BaseTuner)
                                 "tuning_reference_eval_ap": pick["eval_ap_all_sources"]}, indent=1))
         self.progress(f"  tuning reference: trained at the baseline's budget (restored step {model.selected['step']}, "
                       "exported for the baseline Trainer); the trials compare with " +
-                      (f"its step {pick['step']}" if read_off else
-                       f"a reference of their budget ({self.tuning.steps} steps), trained too"))
+                      (f"a reference of their budget ({self.tuning.steps} steps), trained too" if short else
+                       f"its step {pick['step']}"))
         tf.keras.backend.clear_session()
         return {s: float(v) for s, v in pick["eval_ap_all_sources"].items()}
 
