@@ -35,7 +35,7 @@ def oracle_ap(data: str, split) -> Optional[Dict[str, float]]:
     return {s: average_precision(test.stream[test.source == s], test[truth][test.source == s]) for s in SOURCES}
 
 
-UNTUNED = "untuned"  # suffix of the rows trained with a preset's own (the seed's) hyperparameters
+UNTUNED = "untuned"  # suffix of the rows trained with a preset's own hyperparameters
 
 
 def run_ablation(data: Dict, logs: str, split, presets: Sequence[str], seeds: int, out: str,
@@ -46,8 +46,8 @@ def run_ablation(data: Dict, logs: str, split, presets: Sequence[str], seeds: in
     pipeline layer's run of ExampleGen .. Transform; `logs` and `split` give the oracle AP.
     With `tuning` (a TuningConfig with trials > 0), every preset is first tuned on validation AP
     with the same budget (the seed's protocol) and trained with its best values; `unified` is also
-    trained untuned (the seed's fixed recipe, 50/50 batches), as the row `unified_untuned` (unless
-    `untuned_row` is False)."""
+    trained untuned (the preset's own values, the natural mix), as the row `unified_untuned` (unless
+    `untuned_row` is False); the seed's 50/50 batches are the preset `unified_balanced`."""
     import tensorflow as tf
 
     from models.config import preset

@@ -219,10 +219,14 @@ def test_optional_inputs_off_leaves_the_attributes_out_and_the_tuner_tries_both(
             assert moved == 0.0 and not tables & set(OPTIONAL_NAMES)
     import keras_tuner
 
-    oracle = _DefaultsFirst(objective=keras_tuner.Objective("x", "max"), max_trials=3,
-                            hyperparameters=search_space(preset("unified")))
-    points = oracle._starting_points()
-    assert [(p["source_alpha"], p["optional_inputs"]) for p in points] == [(0.0, True), (1.0, True), (1.0, False)]
+    def points(name):
+        oracle = _DefaultsFirst(objective=keras_tuner.Objective("x", "max"), max_trials=3,
+                                hyperparameters=search_space(preset(name)))
+        return [(p["source_alpha"], p["optional_inputs"]) for p in oracle._starting_points()]
+
+    assert points("unified") == [(1.0, True), (0.5, True), (1.0, False)]  # natural by default: then half way
+    assert points("unified_balanced") == [(0.0, True), (1.0, True), (0.0, False)]
+    assert "source_alpha" not in search_space(preset("promotions_baseline")).values  # one source: no mix
 
 
 def test_traced_scoring_equals_eager_and_follows_the_weights():

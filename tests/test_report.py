@@ -116,7 +116,7 @@ def test_the_config_line_says_natural_mix_when_it_is_one():
     from models.config import ModelConfig, preset
 
     assert ModelConfig(source_alpha=1.0).mix_description() == "natural mix"  # balanced with alpha 1
-    assert preset("unified_natural_mix").mix_description() == "natural mix"
+    assert preset("unified").mix_description() == "natural mix"
     assert preset("promotions_baseline").mix_description() == "natural mix"
     assert ModelConfig().mix_description() == "equal shares per source"
     assert ModelConfig(source_alpha=0.5).mix_description() == "balanced mix (source_alpha 0.5)"

@@ -23,7 +23,7 @@ def test_the_same_rows_in_any_order_give_the_same_arrays_and_batches():
     a, b = _sorted(rows), _sorted(shuffled)
     assert all(np.array_equal(a[k], b[k]) for k in rows)
     assert not np.array_equal(rows["podcast_id"], shuffled["podcast_id"])  # the inputs did differ
-    cfg = preset("unified", batch_size=32)
+    cfg = preset("unified_balanced", batch_size=32)
     first = [next(MemoryExamples(x).index_batches(cfg, 32)) for x in (a, b)]
     assert np.array_equal(*first)
 

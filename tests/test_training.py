@@ -40,7 +40,7 @@ def _batches(path, files, spec, cfg):
 def test_balanced_batches_are_half_ads(transformed, path):
     tft_out, files, graph_dir = transformed
     spec = tft_out.transformed_feature_spec()
-    cfg = preset("unified", batch_size=1024, shuffle_buffer=5000)
+    cfg = preset("unified_balanced", batch_size=1024, shuffle_buffer=5000)
     shares = _shares(_batches(path, files, spec, cfg), 100)
     assert 0.45 <= np.mean(shares) <= 0.55
     assert min(shares) >= 0.40 and max(shares) <= 0.60
