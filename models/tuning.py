@@ -14,7 +14,8 @@ The objective is `models.selection.tuning_score`: eval stream AP per source rela
 `promotions_baseline` reference at the trials' step budget, never preferring a model that loses a
 source beyond the tolerance. Under the pipeline's `ReferenceTuner` (`models/tuner_executor.py`) the
 reference is trained once at the baseline's full budget and exported for `baseline_trainer`, and the
-trials compare with the evaluation a training of their budget would have restored from it. Trials are short (`steps`), stop
+trials compare with the evaluation a training of their budget would have restored from it (its
+evaluations alone: the trials then choose their checkpoint without refinement too). Trials are short (`steps`), stop
 early, and read the train and eval splits from memory (read once per tuning run).
 """
 from __future__ import annotations
@@ -104,6 +105,10 @@ class SourceTuner(CondensedTunerOutput, keras_tuner.engine.base_tuner.BaseTuner)
         self.base, self.tuning, self.data, self.table, self.progress = base, tuning, data, tuple(table), progress
         self.reference = reference  # the reference model's eval AP per source, trained on first use
         self.reference_export = reference_export
+        # whether the trials refine their checkpoint choice (`checkpoint_refine_steps`): as their reference
+        # did; one read off a longer training's evaluations did not, so neither do they (a choice among more
+        # checkpoints would favour them, and refinement costs each trial its scorings)
+        self.refine_trials = True
         self.trial_log = []
 
     def _train(self, cfg: ModelConfig):
@@ -111,7 +116,7 @@ class SourceTuner(CondensedTunerOutput, keras_tuner.engine.base_tuner.BaseTuner)
 
         model = train(cfg, self.data.tft_output, None, None, table=self.table, verbose=False,
                       examples=self.data.examples, counts=self.data.counts, eval_data=self.data.eval_batches)
-        selected = _selected(model)
+        selected = dict(_selected(model), refined=[int(r["step"]) for r in model.selected["refined"]])
         tf.keras.backend.clear_session()
         return selected
 
@@ -152,6 +157,7 @@ class SourceTuner(CondensedTunerOutput, keras_tuner.engine.base_tuner.BaseTuner)
         elif early and self.tuning.steps % cfg.eval_every_steps == 0:
             pick = early[choose_checkpoint([{s: e["eval_ap_all_sources"][s] for s in cfg.train_sources}
                                             for e in early], cfg.checkpoint_tolerance)]
+            self.refine_trials = False  # read off its evaluations alone
         else:  # the trials evaluate at other steps than this training did: a reference of their budget
             tf.keras.backend.clear_session()
             short = True
@@ -172,12 +178,15 @@ class SourceTuner(CondensedTunerOutput, keras_tuner.engine.base_tuner.BaseTuner)
         reference = self.reference_ap()
         t0 = time.time()
         cfg = self.base.with_hyperparameters(trial.hyperparameters.values).replace(train_steps=self.tuning.steps)
+        if not self.refine_trials:
+            cfg = cfg.replace(checkpoint_refine_steps=0)
         selected = self._train(cfg)
         ap = selected["eval_ap_all_sources"]
         score = tuning_score(ap, reference, self.tuning.tolerance)
         rel = relative_ap(ap, reference)
         self.trial_log.append({"trial": trial.trial_id, "values": dict(trial.hyperparameters.values), "score": score,
-                               "eval_ap": ap, "relative_ap": rel, "step": selected["step"]})
+                               "eval_ap": ap, "relative_ap": rel, "step": selected["step"],
+                               "refined_steps": selected["refined"]})
         self.progress(f"  trial {len(self.trial_log)}/{self.tuning.trials}: score {score:.4f}, eval stream AP " +
                       " ".join(f"{s}={ap[s]:.4f} ({rel[s] - 1:+.1%})" for s in SOURCES) +
                       f", {json.dumps(trial.hyperparameters.values)} ({time.time() - t0:.0f} s)")

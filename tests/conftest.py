@@ -91,7 +91,8 @@ def small_pipeline_config(data, root, **model_overrides):
                             # varies by tens of percent, so the band is wide here (the default band is
                             # tested in tests/test_calibration.py)
                             calibration_band=(0.5, 2.0))
-    overrides = dict(train_steps=120, eval_every_steps=40, batch_size=256, shuffle_buffer=5000)
+    overrides = dict(train_steps=120, eval_every_steps=40, checkpoint_refine_steps=20, batch_size=256,
+                     shuffle_buffer=5000)
     overrides.update(model_overrides)
     return config.with_preset("unified", **overrides)
 

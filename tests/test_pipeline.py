@@ -138,7 +138,8 @@ def test_tuned_hyperparameters_reach_the_pushed_model(pipeline_run):
 def test_the_promotions_baseline_is_trained_once_as_the_tuners_reference(pipeline_run):
     """With a Tuner and nothing pushed yet, the Tuner trains the promotions baseline at the baseline's
     full budget as its reference, scores its trials against the evaluation a trial's budget reaches
-    in it, and baseline_trainer serves that very model instead of training it again."""
+    in it, and baseline_trainer serves that very model instead of training it again. Read off its
+    evaluations, that reference had no checkpoint refinement, and so neither have the trials."""
     from models.config import REFERENCE_FILE, REFERENCE_MODEL_KEY
     from models.tuning_log import read_trials
 
@@ -165,6 +166,8 @@ def test_the_promotions_baseline_is_trained_once_as_the_tuners_reference(pipelin
     for t in trials:  # every trial's relative AP is against the reference's AP at the trials' budget
         for source, ref in record["tuning_reference_eval_ap"].items():
             assert t["relative_ap"][source] == pytest.approx(t["eval_ap"][source] / ref)
+        # refinement every 20 steps in this run (tests/test_study.py: trials against a refined reference refine)
+        assert t["refined_steps"] == [] and t["step"] % 40 == 0
 
 
 def test_the_baseline_trainer_serves_only_a_reference_of_its_own_data_and_config(tmp_path):

@@ -71,7 +71,8 @@ def test_cold_start_rows_and_gains():
 def test_ablation_on_the_shared_transform_output_writes_all_reports(small_logs, transformed, tmp_path):
     """`run_ablation` (what `podcast-mtl ablate` runs after ExampleGen .. Transform) on the shared run's
     Transform output: every preset tuned with the same budget, the untuned recipe beside them, reports
-    written. The data pipeline of `ablate` and of the sweep is run by tests/test_ads_sweep.py."""
+    written; the reference is trained at the trials' budget, checkpoint refinement included, and so
+    the trials refine too. The data pipeline of `ablate` and of the sweep is run by tests/test_ads_sweep.py."""
     from models.config import TuningConfig
     from study.ablation import run_ablation
     from tests.conftest import SMALL_SPLIT
@@ -80,16 +81,18 @@ def test_ablation_on_the_shared_transform_output_writes_all_reports(small_logs, 
     out = tmp_path / "study"
     lines = []
     run_ablation({"graph": graph, "files": files}, small_logs, SMALL_SPLIT, ["promotions_baseline", "unified"], 1,
-                 str(out), {"train_steps": 20}, tuning=TuningConfig(trials=2, steps=20), progress=lines.append)
+                 str(out), {"train_steps": 20, "eval_every_steps": 10, "checkpoint_refine_steps": 5},
+                 tuning=TuningConfig(trials=2, steps=20), progress=lines.append)
     text = "\n".join(lines)
     assert "tuning unified: 2 trials" in text and "[3/3] unified seed 0" in text, text
     for name in ("ablation.json", "ablation.md", "ablation.png", "cold_start.json", "cold_start.md", "cold_start.png"):
         assert (out / name).stat().st_size > 0, name
     table = json.loads((out / "ablation.json").read_text())
-    # every preset tuned with the same budget, and the seed's untuned recipe beside them
+    # every preset tuned with the same budget, and the unified preset's own values untuned beside them
     assert set(table["variants"]) == {"promotions_baseline", "unified", "unified_untuned"}
     assert set(table["meta"]["tuned"]) == {"promotions_baseline", "unified"}
     assert all(len(t["trials"]) == 2 for t in table["meta"]["tuned"].values())
+    assert all(trial["refined_steps"] for t in table["meta"]["tuned"].values() for trial in t["trials"])
     assert "untuned" in (out / "ablation.md").read_text()
     assert table["variants"]["promotions_baseline"]["rel_ads"] == pytest.approx(0.0)
     assert table["oracle"]["ads_ap"] > 0  # synthetic logs carry the true probability
