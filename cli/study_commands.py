@@ -133,6 +133,7 @@ def run_data(root) -> str:
 
 def cmd_simulate_ab(args) -> int:
     """Budget-split A/B test of two pushed models on the synthetic world (study/ab_simulation.py)."""
+    from core.env import GRAPPLER_NOISE, streaming_filtered_stderr
     from core.tasks import TASKS, stream_head
     from datagen.world import World
     from models.batch_score import SavedModelScorer, ScoreInputError
@@ -164,7 +165,8 @@ def cmd_simulate_ab(args) -> int:
           f"podcasts; simulating the last {cfg.days} days x {cfg.repeats} repeats ...", flush=True)
     world = World(world_cfg)
     arms = {arm: (lambda s: lambda candidates: s(candidates.feature_rows()))(scorer) for arm, scorer in scorers.items()}
-    report = run_ab(world, arms, cfg, out=args.out, models=models, progress=lambda line: print(line, flush=True))
+    with streaming_filtered_stderr(GRAPPLER_NOISE):  # Grappler's lines on each model's first call; the rest passes
+        report = run_ab(world, arms, cfg, out=args.out, models=models, progress=lambda line: print(line, flush=True))
     rows = sum(s.rows_scored for s in scorers.values())
     secs = sum(s.seconds for s in scorers.values())
     print(markdown(report))
