@@ -72,7 +72,7 @@ class CondensedTunerOutput:
         entry = {"trial": trial.trial_id, "status": str(getattr(trial.status, "value", trial.status)),
                  "score": trial.score, "values": dict(trial.hyperparameters.values), "metrics": metrics}
         extra = next((t for t in reversed(getattr(self, "trial_log", [])) if t.get("trial") == trial.trial_id), None)
-        if extra:  # the tuner's own record: eval AP and relative AP per source, selected step
+        if extra:  # the tuner's own record: eval AP and relative AP per source, selected step, refined steps
             entry.update({k: extra[k] for k in ("eval_ap", "relative_ap", "step", "refined_steps") if k in extra})
         os.makedirs(self.tensorboard_dir, exist_ok=True)
         write_trial(self.tensorboard_dir, trial.trial_id, entry["values"], metrics)
