@@ -259,12 +259,14 @@ def derived_numpy(table, train_rows) -> dict:
 def floor_train(cfg, tasks, sizes, data):
     """Balanced batches from memory, the plain model, early stopping on exact eval stream AP."""
     train = data["train"]
+    # each source's share from the training split's counts (the `unified` preset draws the natural mix)
+    shares = cfg.shares({s: int(np.sum(train["source"] == i)) for i, s in enumerate(SOURCES)})
     streams = []
-    for i, (source, share) in enumerate(cfg.shares().items()):
+    for i, source in enumerate(shares):
         rows = np.flatnonzero(train["source"] == SOURCES.index(source))
         ds = tf.data.Dataset.from_tensor_slices({k: v[rows] for k, v in train.items()})
         streams.append(ds.shuffle(cfg.shuffle_buffer, seed=cfg.seed + i).repeat())
-    ds = tf.data.Dataset.sample_from_datasets(streams, weights=list(cfg.shares().values()), seed=cfg.seed)
+    ds = tf.data.Dataset.sample_from_datasets(streams, weights=list(shares.values()), seed=cfg.seed)
     ds = plain_batches(ds.batch(cfg.batch_size, drop_remainder=True), tasks).prefetch(tf.data.AUTOTUNE)
     model = plain_model(cfg, sizes, tasks)
     ev = data["eval"]

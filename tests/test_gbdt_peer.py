@@ -34,3 +34,19 @@ def test_gbdt_peer_refuses_a_missing_folder(tmp_path):
     proc = subprocess.run([sys.executable, os.path.join(REPO, "bench", "gbdt_peer.py"), "--data",
                            str(tmp_path / "nope")], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "--data" in proc.stderr and "nope" in proc.stderr
+
+
+def test_the_plain_keras_floor_trains_the_unified_presets_mix_on_small_logs(small_logs):
+    """bench/peer.py's end-to-end floor (the plain Keras peer) with the `unified` preset, whose natural mix
+    needs the training split's counts per source, and with the seed's 50/50: both train and score."""
+    import numpy as np
+
+    from bench.peer import floor
+    from models.config import preset
+    from tests.conftest import SMALL_SPLIT
+
+    for name in ("unified", "unified_balanced"):
+        cfg = preset(name, train_steps=20, eval_every_steps=10, batch_size=64, shuffle_buffer=500)
+        stages, ap, rows = floor(small_logs, cfg, SMALL_SPLIT)
+        assert set(ap) == {"promotions", "ads"} and all(np.isfinite(v) and v > 0 for v in ap.values()), ap
+        assert rows["train"] > 0 and any(k.startswith("fit (") for k in stages)
