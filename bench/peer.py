@@ -32,12 +32,12 @@ import tensorflow as tf  # noqa: E402
 
 from core.ap import average_precision  # noqa: E402
 from core.days import DAY, EPOCH_WEEKDAY, HOUR  # noqa: E402
-from core.fields import FEATURES, LABELS, LIST_LENGTH, SOURCES, Transform  # noqa: E402
+from core.fields import CATEGORIES, FEATURES, LABELS, LIST_LENGTH, SOURCES, Transform  # noqa: E402
 from core.split import TemporalSplit  # noqa: E402
 from core.tasks import stream_head  # noqa: E402
 from models.config import preset  # noqa: E402
 from models.model import CATEGORICAL_INPUTS, LIST_INPUTS, NUMERIC_INPUTS, build_model, dummy_features  # noqa: E402
-from models.preprocessing import PODCAST_VOCAB, cardinalities  # noqa: E402
+from models.preprocessing import CATEGORY_OOV, CATEGORY_SEPARATOR, PODCAST_VOCAB, cardinalities  # noqa: E402
 from pipeline.configs import DEFAULT_ROOT  # noqa: E402
 from pipeline.run_root import Node, RunRoot  # noqa: E402
 
@@ -183,6 +183,7 @@ def featurize(table, splits):
     pod_vocab = pd.Index(pd.unique(_strings(table.column("podcast_id"))[train]))
     pod_oov = max(f.buckets for f in FEATURES if f.vocab_name == PODCAST_VOCAB)
     sizes[PODCAST_VOCAB] = len(pod_vocab) + pod_oov + 1
+    cat_keys = {}
 
     def lookup(index, values, oov):
         ids = index.get_indexer(values)
@@ -215,10 +216,16 @@ def featurize(table, splits):
             values = _strings(col)
             if f.vocab_name == PODCAST_VOCAB:
                 cols[f.name] = lookup(pod_vocab, values, f.buckets) + 1
+            elif f.vocab_name == CATEGORIES:  # "field=value" keys, one index for every such field
+                cat_keys[f.name] = np.char.add(f"{f.name}{CATEGORY_SEPARATOR}", values.astype(str)).astype(object)
             else:
                 index = pd.Index(pd.unique(values[train]))
                 cols[f.name] = lookup(index, values, f.buckets)
                 sizes[f.name] = len(index) + f.buckets
+    cat_index = pd.Index(pd.unique(np.concatenate([k[train] for k in cat_keys.values()])))
+    for name, keys in cat_keys.items():
+        cols[name] = lookup(cat_index, keys, CATEGORY_OOV)
+    sizes[CATEGORIES] = len(cat_index) + CATEGORY_OOV
     cols.update(derived_numpy(table, train))
     for f in FEATURES:
         if f.transform == Transform.HASH:

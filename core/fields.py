@@ -12,6 +12,10 @@ from typing import Optional, Tuple
 PROMOTIONS, ADS = "promotions", "ads"
 SOURCES: Tuple[str, ...] = (PROMOTIONS, ADS)  # index = transformed `source` id
 LIST_LENGTH = 20  # list features are truncated / padded to this many ids
+# Low-cardinality categorical fields (`vocab=CATEGORIES`) share one vocabulary of "field=value" keys and
+# one embedding table (disjoint rows per field): one Transform analyzer instead of one per field, whose
+# Beam stages were half of Transform's analysis time (docs/results/performance.md).
+CATEGORIES = "categories"
 
 
 class Dtype(str, enum.Enum):
@@ -70,30 +74,33 @@ FIELDS: Tuple[Field, ...] = (
     Field("impression_id", Dtype.STRING, Role.KEY, doc="unique id of the impression"),
     Field("event_time", Dtype.INT, Role.FEATURE, Transform.TIME, doc="UTC epoch seconds; hour and weekday are derived"),
     Field("source", Dtype.STRING, Role.FEATURE, Transform.SOURCE, doc="`ads` or `promotions`"),
-    Field("surface", Dtype.STRING, Role.FEATURE, Transform.VOCAB, buckets=2, doc="where it was shown"),
-    Field("market", Dtype.STRING, Role.FEATURE, Transform.VOCAB, buckets=2, doc="country market"),
-    Field("platform", Dtype.STRING, Role.FEATURE, Transform.VOCAB, buckets=1, doc="ios / android / desktop / web"),
+    Field("surface", Dtype.STRING, Role.FEATURE, Transform.VOCAB, buckets=2, vocab=CATEGORIES,
+          doc="where it was shown"),
+    Field("market", Dtype.STRING, Role.FEATURE, Transform.VOCAB, buckets=2, vocab=CATEGORIES, doc="country market"),
+    Field("platform", Dtype.STRING, Role.FEATURE, Transform.VOCAB, buckets=1, vocab=CATEGORIES,
+          doc="ios / android / desktop / web"),
     # user
     Field("user_id", Dtype.STRING, Role.FEATURE, Transform.HASH, buckets=20000, doc="listener id (hashed)"),
     Field("user_history", Dtype.STRING, Role.FEATURE, Transform.LIST, buckets=20, vocab="podcast_id",
           doc="podcast ids recently streamed by the user (newest first)"),
     Field("user_follows", Dtype.STRING, Role.FEATURE, Transform.LIST, buckets=20, vocab="podcast_id",
           doc="podcast ids the user follows"),
-    Field("user_tenure_bucket", Dtype.STRING, Role.FEATURE, Transform.VOCAB, buckets=1, doc="account age bucket"),
-    Field("user_activity_level", Dtype.STRING, Role.FEATURE, Transform.VOCAB, buckets=1, optional=True,
-          doc="how active the listener is (low / middle / high / full)"),
-    Field("user_following_range", Dtype.STRING, Role.FEATURE, Transform.VOCAB, buckets=1, optional=True,
-          doc="range of the number of shows / accounts the listener follows"),
-    Field("user_followers_range", Dtype.STRING, Role.FEATURE, Transform.VOCAB, buckets=1, optional=True,
-          doc="range of the listener's own followers (listeners who publish or share)"),
+    Field("user_tenure_bucket", Dtype.STRING, Role.FEATURE, Transform.VOCAB, buckets=1, vocab=CATEGORIES,
+          doc="account age bucket"),
+    Field("user_activity_level", Dtype.STRING, Role.FEATURE, Transform.VOCAB, buckets=1, vocab=CATEGORIES,
+          optional=True, doc="how active the listener is (low / middle / high / full)"),
+    Field("user_following_range", Dtype.STRING, Role.FEATURE, Transform.VOCAB, buckets=1, vocab=CATEGORIES,
+          optional=True, doc="range of the number of shows / accounts the listener follows"),
+    Field("user_followers_range", Dtype.STRING, Role.FEATURE, Transform.VOCAB, buckets=1, vocab=CATEGORIES,
+          optional=True, doc="range of the listener's own followers (listeners who publish or share)"),
     # podcast
     Field("podcast_id", Dtype.STRING, Role.FEATURE, Transform.VOCAB, buckets=20, doc="podcast (show) id"),
     Field("episode_id", Dtype.STRING, Role.FEATURE, Transform.HASH, buckets=20000, doc="episode id (hashed)"),
-    Field("genre", Dtype.STRING, Role.FEATURE, Transform.VOCAB, buckets=1, doc="podcast genre"),
+    Field("genre", Dtype.STRING, Role.FEATURE, Transform.VOCAB, buckets=1, vocab=CATEGORIES, doc="podcast genre"),
     Field("creator_id", Dtype.STRING, Role.FEATURE, Transform.VOCAB, buckets=20, doc="creator / publisher id"),
     Field("episode_duration_s", Dtype.INT, Role.FEATURE, Transform.NUMERIC, optional=True,
           doc="episode length in seconds"),
-    Field("episode_format", Dtype.STRING, Role.FEATURE, Transform.VOCAB, buckets=1, optional=True,
+    Field("episode_format", Dtype.STRING, Role.FEATURE, Transform.VOCAB, buckets=1, vocab=CATEGORIES, optional=True,
           doc="episode format or upload type (full episode, trailer, clip, ...)"),
     Field("podcast_age_days", Dtype.INT, Role.FEATURE, Transform.NUMERIC, doc="days since launch at the impression"),
     Field("podcast_recent_streams", Dtype.INT, Role.FEATURE, Transform.NUMERIC,
@@ -101,12 +108,12 @@ FIELDS: Tuple[Field, ...] = (
     Field("podcast_prior_impressions", Dtype.INT, Role.FEATURE, Transform.NUMERIC,
           doc="impressions of the podcast in the log before this one (no look-ahead)"),
     # creative: promotions only
-    Field("promo_slot", Dtype.INT, Role.FEATURE, Transform.VOCAB, only_on=PROMOTIONS, buckets=1,
+    Field("promo_slot", Dtype.INT, Role.FEATURE, Transform.VOCAB, only_on=PROMOTIONS, buckets=1, vocab=CATEGORIES,
           doc="position on the shelf, 1 = first"),
-    Field("promo_layout", Dtype.STRING, Role.FEATURE, Transform.VOCAB, only_on=PROMOTIONS, buckets=1,
+    Field("promo_layout", Dtype.STRING, Role.FEATURE, Transform.VOCAB, only_on=PROMOTIONS, buckets=1, vocab=CATEGORIES,
           doc="shelf / card / hero"),
     # creative: ads only
-    Field("ad_format", Dtype.STRING, Role.FEATURE, Transform.VOCAB, only_on=ADS, buckets=1,
+    Field("ad_format", Dtype.STRING, Role.FEATURE, Transform.VOCAB, only_on=ADS, buckets=1, vocab=CATEGORIES,
           doc="audio / video / display"),
     Field("campaign_id", Dtype.STRING, Role.FEATURE, Transform.VOCAB, only_on=ADS, buckets=10, doc="ad campaign id"),
     Field("creative_id", Dtype.STRING, Role.FEATURE, Transform.HASH, only_on=ADS, buckets=5000, doc="ad creative id"),

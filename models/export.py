@@ -191,10 +191,11 @@ def warmup_examples(tf_transform_output, n_per_source: int = 4):
     """Real-looking raw tf.Examples for serving warm-up: values taken from Transform's vocabularies
     (the most frequent training values), a one-source field only on its own source, no labels."""
     from core.fields import SOURCES, Transform
+    from models.preprocessing import field_values
 
-    def vocab(name):
+    def vocab(f):
         try:
-            return [v for v in tf_transform_output.vocabulary_by_name(name) if v] or [b"unknown"]
+            return [v for v in field_values(tf_transform_output, f) if v] or [b"unknown"]
         except (ValueError, KeyError, tf.errors.NotFoundError):  # a field without a vocabulary
             return [b"unknown"]
 
@@ -214,12 +215,12 @@ def warmup_examples(tf_transform_output, n_per_source: int = 4):
                 elif f.transform == Transform.NUMERIC:
                     feature.int64_list.value.append(10 ** (i % 4))
                 elif f.transform == Transform.LIST:
-                    values = vocab(f.vocab_name)
+                    values = vocab(f)
                     feature.bytes_list.value.extend(values[i: i + 3])
                 elif f.transform == Transform.HASH:
                     feature.bytes_list.value.append(f"{f.name}-{i}".encode())
                 else:  # vocabulary fields
-                    values = vocab(f.vocab_name)
+                    values = vocab(f)
                     value = values[i % len(values)]
                     if spec[f.name].dtype == tf.int64:
                         feature.int64_list.value.append(int(value))

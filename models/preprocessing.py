@@ -6,7 +6,9 @@ model's inputs (`model_inputs`) and the embedding sizes (`cardinalities`) are al
 Analysed on the train split only (Transform's default with a train split). Outputs, all [batch]
 or [batch, LIST_LENGTH]:
 - vocab features: ids from a vocabulary with OOV buckets (podcast ids share one vocabulary with
-  the listening-history and follows lists; their ids start at 1, 0 is list padding);
+  the listening-history and follows lists; their ids start at 1, 0 is list padding; the
+  low-cardinality fields of `core.fields.CATEGORIES` share one vocabulary of "field=value" keys,
+  and so one embedding table whose rows are disjoint per field);
 - hash features: hash buckets (high-cardinality ids);
 - numeric features: z-score of log1p(value);
 - event_time: `hour` and `weekday`;
@@ -25,7 +27,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from core.days import DAY, EPOCH_WEEKDAY, HOUR
-from core.fields import DERIVED_NAMES, FEATURES, LABELS, LIST_LENGTH, SOURCES, Field, Transform
+from core.fields import CATEGORIES, DERIVED_NAMES, FEATURES, LABELS, LIST_LENGTH, SOURCES, Field, Transform
 
 PODCAST_VOCAB = "podcast_id"
 # Raw earlier-impression count, carried through for cold-start reports; not a model input.
@@ -34,6 +36,11 @@ PODCAST_GENRE_VOCAB = "podcast_genre"  # "podcast_id|genre" pairs of the train s
 PAIR_SEPARATOR = "|"
 RECENT_STREAMS_RAW = "recent_streams_raw"  # the podcast's 7-day streams before the impression, untransformed
 PODCAST_OOV = max(f.buckets for f in FEATURES if f.vocab_name == PODCAST_VOCAB)
+CATEGORY_FIELDS = tuple(f for f in FEATURES if f.vocab_name == CATEGORIES)
+# OOV buckets of the shared categories vocabulary: one per field's declared bucket, so that the
+# unseen values of different fields rarely share a row
+CATEGORY_OOV = sum(f.buckets for f in CATEGORY_FIELDS)
+CATEGORY_SEPARATOR = "="
 
 
 def _dense(x, default):
@@ -45,6 +52,22 @@ def _dense(x, default):
 
 def _as_string(x):
     return x if x.dtype == tf.string else tf.strings.as_string(x)
+
+
+def category_keys(f: Field, x) -> tf.Tensor:
+    """[batch] "field=value" keys of a `CATEGORIES` field (missing -> "field=" or "field=0")."""
+    value = _as_string(_dense(x, "" if x.dtype == tf.string else 0))
+    return tf.strings.join([tf.fill(tf.shape(value), f.name + CATEGORY_SEPARATOR), value])
+
+
+def field_values(tft_output, f: Field) -> List[bytes]:
+    """The training values of a vocabulary field, most frequent first (a `CATEGORIES` field's
+    keys without their "field=" prefix)."""
+    tokens = tft_output.vocabulary_by_name(f.vocab_name)
+    if f.vocab_name != CATEGORIES:
+        return list(tokens)
+    prefix = (f.name + CATEGORY_SEPARATOR).encode()
+    return [t[len(prefix):] for t in tokens if t.startswith(prefix)]
 
 
 def _pad_list(ids: tf.sparse.SparseTensor) -> tf.Tensor:
@@ -63,7 +86,8 @@ class _Spec:
     def sizes(self, f: Field, tft_output) -> Dict[str, int]:
         raise NotImplementedError
 
-    def apply(self, f: Field, x, podcast_vocab) -> Dict[str, tf.Tensor]:
+    def apply(self, f: Field, x, vocabs) -> Dict[str, tf.Tensor]:
+        """`vocabs`: the shared vocabularies, {PODCAST_VOCAB: ..., CATEGORIES: ...}."""
         raise NotImplementedError
 
 
@@ -74,7 +98,7 @@ class _Time(_Spec):
     def sizes(self, f, tft_output):
         return {"hour": 24, "weekday": 7}
 
-    def apply(self, f, x, podcast_vocab):
+    def apply(self, f, x, vocabs):
         t = _dense(x, 0)
         return {"hour": (t // HOUR) % 24, "weekday": (t // DAY + EPOCH_WEEKDAY) % 7}
 
@@ -83,7 +107,7 @@ class _Source(_Spec):
     def sizes(self, f, tft_output):
         return {f.name: len(SOURCES)}
 
-    def apply(self, f, x, podcast_vocab):
+    def apply(self, f, x, vocabs):
         s = _dense(x, "")
         return {f.name: tf.add_n([tf.cast(tf.equal(s, name), tf.int64) * i for i, name in enumerate(SOURCES)])}
 
@@ -99,8 +123,8 @@ class _List(_Spec):
     def sizes(self, f, tft_output):
         return {PODCAST_VOCAB: _podcast_table_size(tft_output)}
 
-    def apply(self, f, x, podcast_vocab):
-        ids = tft.apply_vocabulary(x, podcast_vocab, num_oov_buckets=f.buckets)
+    def apply(self, f, x, vocabs):
+        ids = tft.apply_vocabulary(x, vocabs[PODCAST_VOCAB], num_oov_buckets=f.buckets)
         return {f.name: _pad_list(tf.SparseTensor(ids.indices, ids.values + 1, ids.dense_shape))}
 
 
@@ -111,11 +135,15 @@ class _Vocab(_Spec):
     def sizes(self, f, tft_output):
         if f.vocab_name == PODCAST_VOCAB:
             return {PODCAST_VOCAB: _podcast_table_size(tft_output)}
+        if f.vocab_name == CATEGORIES:
+            return {CATEGORIES: tft_output.vocabulary_size_by_name(CATEGORIES) + CATEGORY_OOV}
         return {f.name: tft_output.vocabulary_size_by_name(f.name) + f.buckets}
 
-    def apply(self, f, x, podcast_vocab):
+    def apply(self, f, x, vocabs):
         if f.vocab_name == PODCAST_VOCAB:
-            return {f.name: tft.apply_vocabulary(_dense(x, ""), podcast_vocab, num_oov_buckets=f.buckets) + 1}
+            return {f.name: tft.apply_vocabulary(_dense(x, ""), vocabs[PODCAST_VOCAB], num_oov_buckets=f.buckets) + 1}
+        if f.vocab_name == CATEGORIES:
+            return {f.name: tft.apply_vocabulary(category_keys(f, x), vocabs[CATEGORIES], num_oov_buckets=CATEGORY_OOV)}
         return {f.name: tft.compute_and_apply_vocabulary(
             _as_string(_dense(x, "" if x.dtype == tf.string else 0)), num_oov_buckets=f.buckets,
             vocab_filename=f.name)}
@@ -125,7 +153,7 @@ class _Hash(_Spec):
     def sizes(self, f, tft_output):
         return {f.name: f.buckets}
 
-    def apply(self, f, x, podcast_vocab):
+    def apply(self, f, x, vocabs):
         return {f.name: tf.strings.to_hash_bucket_fast(_as_string(_dense(x, "")), f.buckets)}
 
 
@@ -136,7 +164,7 @@ class _Numeric(_Spec):
     def sizes(self, f, tft_output):
         return {}
 
-    def apply(self, f, x, podcast_vocab):
+    def apply(self, f, x, vocabs):
         return {f.name: tft.scale_to_z_score(tf.math.log1p(tf.maximum(tf.cast(_dense(x, 0), tf.float32), 0.0)))}
 
 
@@ -186,9 +214,13 @@ def preprocessing_fn(inputs):
     podcast_vocab = tft.vocabulary(_dense(inputs[PODCAST_VOCAB], ""), vocab_filename=PODCAST_VOCAB)
     pair_vocab = tft.vocabulary(tf.strings.join([_dense(inputs["podcast_id"], ""), _dense(inputs["genre"], "")],
                                                 separator=PAIR_SEPARATOR), vocab_filename=PODCAST_GENRE_VOCAB)
+    # one analyzer for every low-cardinality field (their "field=value" keys side by side)
+    category_vocab = tft.vocabulary(tf.concat([category_keys(f, inputs[f.name]) for f in CATEGORY_FIELDS], axis=0),
+                                    vocab_filename=CATEGORIES)
+    vocabs = {PODCAST_VOCAB: podcast_vocab, CATEGORIES: category_vocab}
     outputs = {}
     for f in FEATURES:
-        outputs.update(SPECS[f.transform].apply(f, inputs[f.name], podcast_vocab))
+        outputs.update(SPECS[f.transform].apply(f, inputs[f.name], vocabs))
     outputs.update(derived_features(inputs, pair_vocab))
     for label in LABELS:
         outputs[label] = _dense(inputs[label], 0)

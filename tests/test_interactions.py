@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from core.fields import DERIVED_NAMES, FEATURE_NAMES, OPTIONAL_NAMES as OPTIONAL, SOURCES
+from core.fields import CATEGORIES, DERIVED_NAMES, FEATURE_NAMES, OPTIONAL_NAMES as OPTIONAL, SOURCES
 from models.config import ENCODER_FAMILIES, ModelConfig
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -104,10 +104,35 @@ def test_optional_attributes_are_inputs_and_an_absent_one_reads_as_missing(analy
         ids = value[name]
         assert ids[0] == ids[4] != ids[2], name
         assert len(set(ids[absent])) == 1 and ids[1] not in set(ids[present]), name
-        assert max(ids) < tft_out.vocabulary_size_by_name(name) + 1, name  # 1 OOV bucket
+        assert max(ids) < tft_out.vocabulary_size_by_name(CATEGORIES), name  # every value in the vocabulary
     durations = np.array(value["episode_duration_s"])
     assert len(set(durations[absent])) == 1 and durations[1] < durations[present].min()  # 0 < any duration
     assert list(np.argsort(durations[present])) == [0, 1, 2]  # longer episode, larger input
+
+
+def test_low_cardinality_fields_share_one_vocabulary_with_disjoint_ids(analysed):
+    """The CATEGORIES fields: one vocabulary of "field=value" keys (one analyzer), one table, and
+    the same value in two fields ("0" in promo_slot and user_followers_range...) two rows."""
+    import itertools
+
+    from models.preprocessing import CATEGORY_FIELDS, CATEGORY_OOV, cardinalities, field_values
+
+    rows, tft_out = analysed
+    assert {"surface", "market", "genre", "promo_slot", "ad_format", "episode_format"} <= \
+        {f.name for f in CATEGORY_FIELDS}
+    ids = {f.name: {int(np.ravel(r[f.name])[0]) for r in rows} for f in CATEGORY_FIELDS}
+    for a, b in itertools.combinations(ids, 2):
+        assert not ids[a] & ids[b], (a, b)
+    vocab = tft_out.vocabulary_by_name(CATEGORIES)
+    assert max(max(v) for v in ids.values()) < len(vocab)
+    assert len(vocab) == sum(len(v) for v in ids.values())  # one key per (field, value) seen
+    assert cardinalities(tft_out)[CATEGORIES] == len(vocab) + CATEGORY_OOV
+    fields = {f.name: f for f in CATEGORY_FIELDS}
+    assert field_values(tft_out, fields["surface"]) == [b"home"]
+    assert sorted(field_values(tft_out, fields["genre"])) == [b"comedy", b"news", b"sports"]
+    assert sorted(field_values(tft_out, fields["promo_layout"])) == [b"", b"card"]  # "" on ads rows
+    with pytest.raises(Exception):  # no vocabulary of its own
+        tft_out.vocabulary_by_name("surface")
 
 
 def test_peer_numpy_features_equal_the_reference():
