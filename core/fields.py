@@ -12,9 +12,10 @@ from typing import Optional, Tuple
 PROMOTIONS, ADS = "promotions", "ads"
 SOURCES: Tuple[str, ...] = (PROMOTIONS, ADS)  # index = transformed `source` id
 LIST_LENGTH = 20  # list features are truncated / padded to this many ids
-# Low-cardinality categorical fields (`vocab=CATEGORIES`) share one vocabulary of "field=value" keys and
-# one embedding table (disjoint rows per field): one Transform analyzer instead of one per field, whose
-# Beam stages were half of Transform's analysis time (docs/results/performance.md).
+# The vocabulary fields other than podcast ids (`vocab=CATEGORIES`) share one vocabulary of "field=value"
+# keys and one embedding table (disjoint rows per field, the same rows as one table each): one Transform
+# analyzer instead of one per field, whose Beam stages were most of Transform's analysis time
+# (docs/results/performance.md).
 CATEGORIES = "categories"
 
 
@@ -97,7 +98,8 @@ FIELDS: Tuple[Field, ...] = (
     Field("podcast_id", Dtype.STRING, Role.FEATURE, Transform.VOCAB, buckets=20, doc="podcast (show) id"),
     Field("episode_id", Dtype.STRING, Role.FEATURE, Transform.HASH, buckets=20000, doc="episode id (hashed)"),
     Field("genre", Dtype.STRING, Role.FEATURE, Transform.VOCAB, buckets=1, vocab=CATEGORIES, doc="podcast genre"),
-    Field("creator_id", Dtype.STRING, Role.FEATURE, Transform.VOCAB, buckets=20, doc="creator / publisher id"),
+    Field("creator_id", Dtype.STRING, Role.FEATURE, Transform.VOCAB, buckets=20, vocab=CATEGORIES,
+          doc="creator / publisher id"),
     Field("episode_duration_s", Dtype.INT, Role.FEATURE, Transform.NUMERIC, optional=True,
           doc="episode length in seconds"),
     Field("episode_format", Dtype.STRING, Role.FEATURE, Transform.VOCAB, buckets=1, vocab=CATEGORIES, optional=True,
@@ -115,7 +117,8 @@ FIELDS: Tuple[Field, ...] = (
     # creative: ads only
     Field("ad_format", Dtype.STRING, Role.FEATURE, Transform.VOCAB, only_on=ADS, buckets=1, vocab=CATEGORIES,
           doc="audio / video / display"),
-    Field("campaign_id", Dtype.STRING, Role.FEATURE, Transform.VOCAB, only_on=ADS, buckets=10, doc="ad campaign id"),
+    Field("campaign_id", Dtype.STRING, Role.FEATURE, Transform.VOCAB, only_on=ADS, buckets=10, vocab=CATEGORIES,
+          doc="ad campaign id"),
     Field("creative_id", Dtype.STRING, Role.FEATURE, Transform.HASH, only_on=ADS, buckets=5000, doc="ad creative id"),
     # labels
     Field("stream", Dtype.INT, Role.LABEL, doc="1 if the user streamed the podcast after the impression"),

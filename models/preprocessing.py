@@ -6,9 +6,9 @@ model's inputs (`model_inputs`) and the embedding sizes (`cardinalities`) are al
 Analysed on the train split only (Transform's default with a train split). Outputs, all [batch]
 or [batch, LIST_LENGTH]:
 - vocab features: ids from a vocabulary with OOV buckets (podcast ids share one vocabulary with
-  the listening-history and follows lists; their ids start at 1, 0 is list padding; the
-  low-cardinality fields of `core.fields.CATEGORIES` share one vocabulary of "field=value" keys,
-  and so one embedding table whose rows are disjoint per field);
+  the listening-history and follows lists; their ids start at 1, 0 is list padding; the other
+  vocabulary fields (`vocab=CATEGORIES` in the field table) share one vocabulary of "field=value"
+  keys, and so one embedding table whose rows are disjoint per field);
 - hash features: hash buckets (high-cardinality ids);
 - numeric features: z-score of log1p(value);
 - event_time: `hour` and `weekday`;

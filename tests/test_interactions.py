@@ -110,7 +110,7 @@ def test_optional_attributes_are_inputs_and_an_absent_one_reads_as_missing(analy
     assert list(np.argsort(durations[present])) == [0, 1, 2]  # longer episode, larger input
 
 
-def test_low_cardinality_fields_share_one_vocabulary_with_disjoint_ids(analysed):
+def test_vocabulary_fields_share_one_vocabulary_with_disjoint_ids(analysed):
     """The CATEGORIES fields: one vocabulary of "field=value" keys (one analyzer), one table, and
     the same value in two fields ("0" in promo_slot and user_followers_range...) two rows."""
     import itertools
@@ -118,7 +118,7 @@ def test_low_cardinality_fields_share_one_vocabulary_with_disjoint_ids(analysed)
     from models.preprocessing import CATEGORY_FIELDS, CATEGORY_OOV, cardinalities, field_values
 
     rows, tft_out = analysed
-    assert {"surface", "market", "genre", "promo_slot", "ad_format", "episode_format"} <= \
+    assert {"surface", "market", "genre", "promo_slot", "ad_format", "episode_format", "creator_id", "campaign_id"} <= \
         {f.name for f in CATEGORY_FIELDS}
     ids = {f.name: {int(np.ravel(r[f.name])[0]) for r in rows} for f in CATEGORY_FIELDS}
     for a, b in itertools.combinations(ids, 2):
