@@ -217,7 +217,7 @@ def featurize(table, splits):
             if f.vocab_name == PODCAST_VOCAB:
                 cols[f.name] = lookup(pod_vocab, values, f.buckets) + 1
             elif f.vocab_name == CATEGORIES:  # "field=value" keys, one index for every such field
-                cat_keys[f.name] = np.char.add(f"{f.name}{CATEGORY_SEPARATOR}", values.astype(str)).astype(object)
+                cat_keys[f.name] = np.char.add(f"{f.name}{CATEGORY_SEPARATOR}", values)
             else:
                 index = pd.Index(pd.unique(values[train]))
                 cols[f.name] = lookup(index, values, f.buckets)

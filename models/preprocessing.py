@@ -54,9 +54,14 @@ def _as_string(x):
     return x if x.dtype == tf.string else tf.strings.as_string(x)
 
 
+def _vocab_string(x) -> tf.Tensor:
+    """[batch] strings of a vocabulary field's values (missing -> "" or "0")."""
+    return _as_string(_dense(x, "" if x.dtype == tf.string else 0))
+
+
 def category_keys(f: Field, x) -> tf.Tensor:
     """[batch] "field=value" keys of a `CATEGORIES` field (missing -> "field=" or "field=0")."""
-    value = _as_string(_dense(x, "" if x.dtype == tf.string else 0))
+    value = _vocab_string(x)
     return tf.strings.join([tf.fill(tf.shape(value), f.name + CATEGORY_SEPARATOR), value])
 
 
@@ -144,9 +149,8 @@ class _Vocab(_Spec):
             return {f.name: tft.apply_vocabulary(_dense(x, ""), vocabs[PODCAST_VOCAB], num_oov_buckets=f.buckets) + 1}
         if f.vocab_name == CATEGORIES:
             return {f.name: tft.apply_vocabulary(category_keys(f, x), vocabs[CATEGORIES], num_oov_buckets=CATEGORY_OOV)}
-        return {f.name: tft.compute_and_apply_vocabulary(
-            _as_string(_dense(x, "" if x.dtype == tf.string else 0)), num_oov_buckets=f.buckets,
-            vocab_filename=f.name)}
+        return {f.name: tft.compute_and_apply_vocabulary(_vocab_string(x), num_oov_buckets=f.buckets,
+                                                         vocab_filename=f.name)}
 
 
 class _Hash(_Spec):
@@ -214,7 +218,7 @@ def preprocessing_fn(inputs):
     podcast_vocab = tft.vocabulary(_dense(inputs[PODCAST_VOCAB], ""), vocab_filename=PODCAST_VOCAB)
     pair_vocab = tft.vocabulary(tf.strings.join([_dense(inputs["podcast_id"], ""), _dense(inputs["genre"], "")],
                                                 separator=PAIR_SEPARATOR), vocab_filename=PODCAST_GENRE_VOCAB)
-    # one analyzer for every low-cardinality field (their "field=value" keys side by side)
+    # one analyzer for every CATEGORIES field (their "field=value" keys side by side)
     category_vocab = tft.vocabulary(tf.concat([category_keys(f, inputs[f.name]) for f in CATEGORY_FIELDS], axis=0),
                                     vocab_filename=CATEGORIES)
     vocabs = {PODCAST_VOCAB: podcast_vocab, CATEGORIES: category_vocab}
