@@ -6,7 +6,6 @@ PIPELINE_ROOT holds a pipeline/Transform/ output (e.g. `podcast-mtl ablate --out
 Each variant is trained as the Trainer trains (models/trainer.train: early stopping on eval stream AP,
 the checkpoint chosen per source) and its test split scored (exact AP, core/ap.py).
 """
-import glob
 import json
 import os
 import sys
@@ -17,25 +16,21 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from models.config import preset
 from models.evaluate import score_dataset, stream_ap_by_source
-from models.sampling import eval_dataset
+from models.sampling import eval_dataset, examples_decoder
 from models.trainer import train
 from models.tuning import TrialData
+from pipeline.run_root import RunRoot
 
 root = sys.argv[1]
 variants = json.loads(sys.argv[2])  # {name: [preset, {overrides}]}
 seeds = [int(s) for s in sys.argv[3].split(",")] if len(sys.argv) > 3 else [0]
 out = sys.argv[4] if len(sys.argv) > 4 else None
-def latest(c, o):
-    return sorted(glob.glob(os.path.join(root, "pipeline", c, o, "*")), key=lambda p: int(os.path.basename(p)))[-1]
-graph = latest("Transform", "transform_graph")
-ex = latest("Transform", "transformed_examples")
-files = {s: os.path.join(ex, f"Split-{s}", "*.gz") for s in ("train", "eval", "test")}
+graph, files = RunRoot(root).model_inputs()
 tft_out = tft.TFTransformOutput(graph)
-spec = tft_out.transformed_feature_spec()
 t0 = time.time()
 base = preset("unified")
 mem = TrialData.load(tft_out, files["train"], files["eval"], base.max_eval_examples)
-test = list(eval_dataset(files["test"], spec))
+test = list(eval_dataset(files["test"], examples_decoder(tft_out, files["test"])))
 print(f"data in memory {time.time()-t0:.0f}s {mem.counts}", flush=True)
 results = {}
 for name, (p, ov) in variants.items():

@@ -36,12 +36,12 @@ if REPO not in sys.path:
 RESULT = "MULTI_WORKER_RESULT "
 
 
-def latest(root: str, output: str) -> str:
-    """The newest Transform `output` of a run root (`pipeline.run_root.RunRoot`); a one-line error if none."""
-    from pipeline.run_root import Node, RunRoot
+def model_inputs(root: str):
+    """The newest Transform graph of a run root and its examples (`RunRoot.model_inputs`); a one-line error if none."""
+    from pipeline.run_root import RunRoot
 
     try:
-        return RunRoot(root).artifact(Node.TRANSFORM, output)
+        return RunRoot(root).model_inputs()
     except LookupError as e:
         raise SystemExit(f"multi_worker: {e}")
 
@@ -75,18 +75,17 @@ def worker(args) -> int:
 
     from models.config import preset
     from models.evaluate import score_dataset, stream_ap_by_source
-    from models.sampling import eval_dataset
+    from models.sampling import eval_dataset, examples_decoder
     from models.trainer import is_chief, train
 
     t0 = time.time()
-    graph, examples = latest(args.root, "transform_graph"), latest(args.root, "transformed_examples")
-    files = {s: os.path.join(examples, f"Split-{s}", "*.gz") for s in ("train", "eval", "test")}
+    graph, files = model_inputs(args.root)
     tft_out = tft.TFTransformOutput(graph)
     overrides = {"train_steps": args.train_steps} if args.train_steps else {}
     cfg = preset(args.preset, strategy=args.strategy, seed=args.seed, **overrides)
     model = train(cfg, tft_out, files["train"], files["eval"], verbose=True)
-    ap = stream_ap_by_source(model.task_rows, score_dataset(model, eval_dataset(files["test"],
-                                                                                tft_out.transformed_feature_spec())))
+    test = eval_dataset(files["test"], examples_decoder(tft_out, files["test"]))
+    ap = stream_ap_by_source(model.task_rows, score_dataset(model, test))
     print(RESULT + json.dumps({"strategy": args.strategy, "seed": args.seed, "chief": is_chief(),
                                "test_ap": ap, "selected": model.selected, "throughput": model.throughput,
                                "wall_seconds": time.time() - t0}, default=dict), flush=True)  # Keras wraps dicts
@@ -158,7 +157,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return worker(args)
     if args.workers < 2:
         p.error("--workers must be at least 2")
-    latest(args.root, "transformed_examples")  # a clear error before any process starts
+    model_inputs(args.root)  # a clear error before any process starts
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     log_dir = os.path.join(os.path.dirname(os.path.abspath(args.out)) if args.out else REPO, "multi_worker_logs")
     os.makedirs(log_dir, exist_ok=True)

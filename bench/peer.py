@@ -47,6 +47,13 @@ def cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def model_inputs(root):
+    try:
+        return RunRoot(root).model_inputs()[1]
+    except LookupError as e:
+        sys.exit(str(e))
+
+
 def latest(root, component, output):
     try:
         return RunRoot(root).artifact(component, output)
@@ -113,13 +120,13 @@ def timed_fit(model, ds, steps, warmup):
 def training_ratio(root, cfg, steps, warmup=20):
     import tensorflow_transform as tft
 
-    from models.sampling import train_dataset
+    from models.sampling import examples_decoder, train_dataset
 
     tft_out = tft.TFTransformOutput(latest(root, Node.TRANSFORM, "transform_graph"))
-    files = os.path.join(latest(root, Node.TRANSFORM, "transformed_examples"), "Split-train", "*.gz")
+    files = model_inputs(root)["train"]
     tasks, sizes = cfg.tasks(), cardinalities(tft_out)
     n = steps + warmup
-    data = train_dataset(files, tft_out.transformed_feature_spec(), cfg).take(n).cache()
+    data = train_dataset(files, examples_decoder(tft_out, files), cfg).take(n).cache()
     for _ in data:  # into memory: only the training step is timed below
         pass
     tfrs_model = build_model(cfg, sizes, tasks)

@@ -22,22 +22,22 @@ import tensorflow_transform as tft  # noqa: E402
 
 from models.config import preset  # noqa: E402
 from pipeline.configs import DEFAULT_ROOT  # noqa: E402
-from pipeline.run_root import Node, RunRoot  # noqa: E402
+from pipeline.run_root import RunRoot  # noqa: E402
 from models.model import build_model, dummy_features  # noqa: E402
 from models.preprocessing import cardinalities  # noqa: E402
-from models.sampling import load_examples, train_dataset  # noqa: E402
+from models.sampling import examples_decoder, load_examples, train_dataset  # noqa: E402
 
 
-def latest(root, output):
+def model_inputs(root):
     try:
-        return RunRoot(root).artifact(Node.TRANSFORM, output)
+        return RunRoot(root).model_inputs()
     except LookupError as e:
         sys.exit(str(e))
 
 
-def input_rate(files, spec, cfg, steps, warmup=20, examples=None):
+def input_rate(files, decoder, cfg, steps, warmup=20, examples=None):
     counter = tf.Variable(0, dtype=tf.int64)
-    it = iter(train_dataset(files, spec, cfg, counter=counter, examples=examples))
+    it = iter(train_dataset(files, decoder, cfg, counter=counter, examples=examples))
     for _ in range(warmup):
         next(it)
     t0 = time.perf_counter()
@@ -48,12 +48,12 @@ def input_rate(files, spec, cfg, steps, warmup=20, examples=None):
     return steps * cfg.batch_size / took, int(counter.numpy()) / served
 
 
-def train_rate(files, spec, cfg, tft_out, steps, warmup=20, examples=None):
+def train_rate(files, decoder, cfg, tft_out, steps, warmup=20, examples=None):
     """(examples/s of `steps` steps, seconds of the first step)."""
     model = build_model(cfg, cardinalities(tft_out), cfg.tasks())
     model(dummy_features(), training=False)
     model.optimizer.build(model.trainable_variables)  # as models/trainer.py does
-    ds = train_dataset(files, spec, cfg, examples=examples)
+    ds = train_dataset(files, decoder, cfg, examples=examples)
     t0 = time.perf_counter()
     model.fit(ds, steps_per_epoch=1, epochs=1, verbose=0)
     first = time.perf_counter() - t0
@@ -71,23 +71,24 @@ def main():
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--batch-size", type=int, default=1024)
     args = p.parse_args()
-    tft_out = tft.TFTransformOutput(latest(args.root, "transform_graph"))
-    files = os.path.join(latest(args.root, "transformed_examples"), "Split-train", "*.gz")
-    spec = tft_out.transformed_feature_spec()
+    graph, splits = model_inputs(args.root)
+    tft_out = tft.TFTransformOutput(graph)
+    files = splits["train"]
+    decoder = examples_decoder(tft_out, files)
     cfg = preset(args.preset, batch_size=args.batch_size)
     print(f"preset {args.preset}, batch {cfg.batch_size}, {args.steps} timed steps, {os.cpu_count()} CPUs", flush=True)
     t0 = time.perf_counter()
-    examples, _ = load_examples(files, spec)
+    examples, _ = load_examples(files, decoder)
     print(f"train split read into memory: {len(examples):,} examples in {time.perf_counter() - t0:.1f} s, "
           f"{sum(a.nbytes for a in examples.arrays.values()) / 2**20:,.0f} MiB", flush=True)
     for path, ex in (("files", None), ("memory", examples)):
-        in_eps, amp = input_rate(files, spec, cfg, args.steps, examples=ex)
+        in_eps, amp = input_rate(files, decoder, cfg, args.steps, examples=ex)
         print(f"[{path}] input pipeline alone: {in_eps:,.0f} examples/s" +
               (f"; records read per example served: {amp:.2f}" if ex is None else ""), flush=True)
         if ex is None and cfg.cache_sources:
-            _, amp_nc = input_rate(files, spec, cfg.replace(cache_sources=()), args.steps)
+            _, amp_nc = input_rate(files, decoder, cfg.replace(cache_sources=()), args.steps)
             print(f"  same without caching the ads stream: {amp_nc:.2f} records read per example served", flush=True)
-        tr_eps, first = train_rate(files, spec, cfg, tft_out, args.steps, examples=ex)
+        tr_eps, first = train_rate(files, decoder, cfg, tft_out, args.steps, examples=ex)
         print(f"[{path}] training: {tr_eps:,.0f} examples/s ({tr_eps / cfg.batch_size:.1f} steps/s); "
               f"first step (tracing) {first:.1f} s; training / input ratio {tr_eps / in_eps:.2f} (1.0 = input-bound)",
               flush=True)

@@ -37,26 +37,24 @@ def main():
 
     from models.config import TuningConfig, preset
     from models.evaluate import score_dataset, stream_ap_by_source
-    from models.sampling import eval_dataset
+    from models.sampling import eval_dataset, examples_decoder
     from models.trainer import hyperparameter_values, train
     from models.tuning import TrialData, tune
-    from pipeline.run_root import Node, RunRoot
+    from pipeline.run_root import RunRoot
 
     default_budget = TuningConfig().trials
     tuning = TuningConfig(trials=args.trials, seed=args.tuning_seed,
                           **({"steps": args.steps} if args.steps else {}))
     run_root = RunRoot(args.root)
     try:
-        graph = run_root.artifact(Node.TRANSFORM, "transform_graph")
-        examples = run_root.artifact(Node.TRANSFORM, "transformed_examples")
+        graph, files = run_root.model_inputs()
     except LookupError as e:
         raise SystemExit(f"error: {e}")
-    files = {s: os.path.join(examples, f"Split-{s}", "*.gz") for s in ("train", "eval", "test")}
     tft_out = tft.TFTransformOutput(graph)
     base = preset(args.preset)
     t0 = time.time()
     data = TrialData.load(tft_out, files["train"], files["eval"], base.max_eval_examples)
-    test = list(eval_dataset(files["test"], tft_out.transformed_feature_spec()))
+    test = list(eval_dataset(files["test"], examples_decoder(tft_out, files["test"])))
     print(f"data in memory in {time.time() - t0:.0f} s: {data.counts}; {args.trials} trials of {tuning.steps} steps "
           f"(make run's budget: {default_budget})", flush=True)
     t0 = time.time()

@@ -1,4 +1,4 @@
-"""Training and evaluation input pipelines over Transform's output, with source-balanced batches.
+"""Training and evaluation input pipelines over the examples and Transform graph, with source-balanced batches.
 
 Balanced mode keeps one stream per source and samples between them with each source's share
 (`ModelConfig.shares`: from 50/50 to the natural mix by `source_alpha`, a tuned value) through
@@ -13,11 +13,16 @@ the same sampling law (each row of a batch from a source with that source's shar
 shuffled, then repeated), without tf.data's per-example work (unbatch, filter, shuffle and
 interleave of a dict of tensors per example), which made a 300-step trial 2.5x slower than the
 file path (measured: 28.4 s against 11.3 s for 100 batches of 1,024 on the default logs).
+
+The files are ExampleGen's raw examples (the pipeline's Transform does not materialize its output) or
+Transform's transformed examples (roots written before `Transform(materialize=False)`): a `Decoder`
+(`examples_decoder`, which reads the first record to tell which) turns a batch of serialized records
+into the model's transformed features either way, the raw ones through the Transform graph.
 """
 from __future__ import annotations
 
 import zlib
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -35,7 +40,7 @@ def _files(file_pattern) -> List[str]:
     patterns = file_pattern if isinstance(file_pattern, (list, tuple)) else [file_pattern]
     files = sorted(f for p in patterns for f in tf.io.gfile.glob(p))
     if not files:
-        raise FileNotFoundError(f"no transformed examples match {patterns}")
+        raise FileNotFoundError(f"no examples match {patterns}")
     return files
 
 
@@ -55,11 +60,61 @@ def _records(file_pattern, shard: Optional[Shard] = None) -> tf.data.Dataset:
     return tf.data.TFRecordDataset(files, compression_type="GZIP").shard(n, i)
 
 
-def read_examples(file_pattern, feature_spec: Dict, counter: Optional[tf.Variable] = None,
+def _raw_source(file_pattern) -> bool:
+    """Whether the files hold raw examples (`source` a name) rather than transformed ones (`source` its
+    index in SOURCES), read off the first record; files without records read as transformed."""
+    for record in tf.data.TFRecordDataset(_files(file_pattern)[:1], compression_type="GZIP").take(1):
+        feature = tf.train.Example.FromString(record.numpy()).features.feature.get("source")
+        return feature is not None and feature.WhichOneof("kind") == "bytes_list"
+    return False
+
+
+def _source_ids(serialized: tf.Tensor, raw: bool) -> tf.Tensor:
+    """The SOURCES index of each serialized example (parses only `source`); -1 for an unknown name."""
+    if not raw:
+        return tf.io.parse_example(serialized, {"source": tf.io.FixedLenFeature([], tf.int64)})["source"]
+    names = tf.io.parse_example(serialized, {"source": tf.io.FixedLenFeature([], tf.string)})["source"]
+    ids = tf.cast(tf.equal(tf.reshape(names, [-1, 1]), tf.constant(SOURCES)), tf.int64)
+    return tf.reduce_sum(ids * tf.range(len(SOURCES), dtype=tf.int64), axis=1) - (1 - tf.reduce_sum(ids, axis=1))
+
+
+class Decoder:
+    """Batches of serialized examples -> dicts of the model's transformed features.
+
+    `Decoder(spec)` parses examples already in that form (Transform's materialized output, or test
+    files); `Decoder(raw_spec, transform)` parses raw examples and runs them through `transform`
+    (the Transform graph's `transform_features_layer`), as Transform would have when materializing."""
+
+    def __init__(self, spec: Dict, transform: Optional[Callable] = None):
+        self.spec, self.transform = spec, transform
+
+    @property
+    def raw(self) -> bool:
+        return self.transform is not None
+
+    def source_ids(self, serialized: tf.Tensor) -> tf.Tensor:
+        return _source_ids(serialized, self.raw)
+
+    # traced by tf.data without AutoGraph: converting the Transform layer's Python (Keras, tf.Transform)
+    # took 9-18 s of every process's first decoded batch; the code has no data-dependent Python control flow
+    @tf.autograph.experimental.do_not_convert
+    def __call__(self, serialized: tf.Tensor) -> Dict[str, tf.Tensor]:
+        parsed = tf.io.parse_example(serialized, self.spec)
+        return dict(self.transform(parsed)) if self.raw else parsed
+
+
+def examples_decoder(tft_output, file_pattern) -> Decoder:
+    """The Decoder of these files: raw examples through `tft_output`'s graph, or its transformed output."""
+    if _raw_source(file_pattern):
+        return Decoder(tft_output.raw_feature_spec(), tft_output.transform_features_layer())
+    return Decoder(tft_output.transformed_feature_spec())
+
+
+def read_examples(file_pattern, decoder: Decoder, counter: Optional[tf.Variable] = None,
                   sources=None, shard: Optional[Shard] = None) -> tf.data.Dataset:
     """Unbatched dicts of transformed features, in file order (deterministic). With `sources`, only
     those sources' records: each batch of serialized records is filtered on its `source` field
-    (a cheap parse of one int) before the full parse, so a minority stream does not parse every
+    (a cheap parse of one feature) before the full parse, so a minority stream does not parse every
     majority record just to drop it. Same records, same order as filtering after the full parse."""
     ds = _records(file_pattern, shard).batch(PARSE_BATCH)
     if counter is not None:  # counts records read from the files (for the benchmark)
@@ -69,29 +124,27 @@ def read_examples(file_pattern, feature_spec: Dict, counter: Optional[tf.Variabl
         ds = ds.map(count)
     if sources is not None and set(sources) != set(SOURCES):
         ids = tf.constant([SOURCES.index(s) for s in sources], tf.int64)
-        source_spec = {"source": feature_spec["source"]}
 
         def keep(x):
-            source = tf.io.parse_example(x, source_spec)["source"]
+            source = decoder.source_ids(x)
             return tf.boolean_mask(x, tf.reduce_any(tf.equal(tf.reshape(source, [-1, 1]), ids), axis=1))
         ds = ds.map(keep, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.map(lambda x: tf.io.parse_example(x, feature_spec), num_parallel_calls=tf.data.AUTOTUNE,
-                deterministic=True)
+    ds = ds.map(decoder, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.unbatch()
 
 
 def source_counts(file_pattern) -> Dict[str, int]:
     """Training examples per source in the files (reads only the `source` column)."""
-    spec = {"source": tf.io.FixedLenFeature([], tf.int64)}
+    raw = _raw_source(file_pattern)
     ds = _records(file_pattern).batch(PARSE_BATCH)
-    ds = ds.map(lambda x: tf.io.parse_example(x, spec)["source"], num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(lambda x: _source_ids(x, raw), num_parallel_calls=tf.data.AUTOTUNE)
     counts = np.zeros(len(SOURCES), np.int64)
     for ids in ds:
         counts += np.bincount(ids.numpy(), minlength=len(SOURCES))
     return {s: int(n) for s, n in zip(SOURCES, counts)}
 
 
-def train_dataset(file_pattern, feature_spec: Dict, cfg: ModelConfig, batch_size: Optional[int] = None,
+def train_dataset(file_pattern, decoder: Decoder, cfg: ModelConfig, batch_size: Optional[int] = None,
                   counter: Optional[tf.Variable] = None, examples: Optional["MemoryExamples"] = None,
                   counts: Optional[Dict[str, int]] = None, shard: Optional[Shard] = None) -> tf.data.Dataset:
     """Endless batches for training (length is set in steps), reproducible for cfg.seed.
@@ -104,7 +157,7 @@ def train_dataset(file_pattern, feature_spec: Dict, cfg: ModelConfig, batch_size
         return examples.batches(cfg, batch_size, counts)
 
     def of_sources(sources):  # from the files, other sources dropped before the full parse
-        return read_examples(file_pattern, feature_spec, counter, sources=sources, shard=shard)
+        return read_examples(file_pattern, decoder, counter, sources=sources, shard=shard)
 
     if cfg.mix != BALANCED or len(cfg.train_sources) == 1:
         ds = of_sources(cfg.train_sources)
@@ -125,10 +178,10 @@ def train_dataset(file_pattern, feature_spec: Dict, cfg: ModelConfig, batch_size
     return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
-def eval_dataset(file_pattern, feature_spec: Dict, batch_size: int = 4096,
+def eval_dataset(file_pattern, decoder: Decoder, batch_size: int = 4096,
                  max_examples: Optional[int] = None) -> tf.data.Dataset:
     """One pass in file order, the logged mix, every source."""
-    ds = read_examples(file_pattern, feature_spec)
+    ds = read_examples(file_pattern, decoder)
     if max_examples:
         ds = ds.take(max_examples)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
@@ -198,14 +251,14 @@ class MemoryExamples:
         return tf.data.Dataset.from_generator(generate, output_signature=signature).prefetch(2)
 
 
-def load_examples(file_pattern, feature_spec: Dict, shard: Optional[Shard] = None):
+def load_examples(file_pattern, decoder: Decoder, shard: Optional[Shard] = None):
     """Every example of the files (of worker i's shard, with `shard` (n, i)) read once into memory, in
     `canonical_order`: (MemoryExamples, counts per source).
 
     For repeated trainings on one split (tuning trials): each trial then reads memory, not files."""
     chunks: Dict[str, list] = {}
     ds = _records(file_pattern, shard).batch(PARSE_BATCH)
-    for batch in ds.map(lambda x: tf.io.parse_example(x, feature_spec), num_parallel_calls=tf.data.AUTOTUNE):
+    for batch in ds.map(decoder, num_parallel_calls=tf.data.AUTOTUNE):
         for name, value in batch.items():
             chunks.setdefault(name, []).append(value.numpy())
     arrays = {name: np.concatenate(parts) for name, parts in chunks.items()}

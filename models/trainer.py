@@ -21,7 +21,7 @@ from models import warm_start
 from models.export import export
 from models.model import MultiTaskModel, build_model, dummy_features
 from models.preprocessing import cardinalities
-from models.sampling import eval_dataset, load_examples, source_counts, train_dataset
+from models.sampling import eval_dataset, examples_decoder, load_examples, source_counts, train_dataset
 from models.selection import choose_checkpoint, should_stop
 from models.tensorboard import TrainingBoard
 from core.tasks import TASKS, Task
@@ -203,7 +203,6 @@ def train(cfg: ModelConfig, tf_transform_output, train_files, eval_files, log_di
         cfg = cfg.replace(strategy=Strategy.DEFAULT)
     tf.keras.utils.set_random_seed(cfg.seed)
     tasks = cfg.tasks(tuple(table))
-    spec = tf_transform_output.transformed_feature_spec()
     strategy = make_strategy(cfg.strategy)
     with strategy.scope():
         model = build_model(cfg, cardinalities(tf_transform_output), tasks)
@@ -218,20 +217,22 @@ def train(cfg: ModelConfig, tf_transform_output, train_files, eval_files, log_di
         counts = counts or source_counts(train_files)
         if sum(counts.values()) <= cfg.memory_max_examples:
             t0 = time.time()
-            examples, counts = load_examples(train_files, spec)
+            examples, counts = load_examples(train_files, examples_decoder(tf_transform_output, train_files))
             if verbose:
                 print(f"  training split in memory: {len(examples):,} examples in {time.time() - t0:.0f} s", flush=True)
     interval = max(1, min(cfg.eval_every_steps, cfg.train_steps))
     if eval_data is None:
-        eval_data = eval_dataset(eval_files, spec, max_examples=cfg.max_eval_examples)
+        eval_data = eval_dataset(eval_files, examples_decoder(tf_transform_output, eval_files),
+                                 max_examples=cfg.max_eval_examples)
     selection = StreamAPCallback(eval_data, tasks, cfg.train_sources, interval, cfg.train_steps,
                                  cfg.early_stopping_patience, cfg.checkpoint_tolerance, verbose,
                                  refine=cfg.checkpoint_refine_steps)
     callbacks = [selection]
     if log_dir:
         callbacks.append(TrainingBoard(log_dir, selection, cfg, tasks, interval, cfg.train_steps))
-    data = (sharded_input(train_files, spec, cfg, verbose) if multi_worker else
-            train_dataset(train_files, spec, cfg, examples=examples, counts=counts))
+    decoder = examples_decoder(tf_transform_output, train_files) if examples is None else None
+    data = (sharded_input(train_files, decoder, cfg, verbose) if multi_worker else
+            train_dataset(train_files, decoder, cfg, examples=examples, counts=counts))
     model.fit(data, steps_per_epoch=interval, epochs=math.ceil(cfg.train_steps / interval), callbacks=callbacks,
               verbose=0)
     model.selected = selection.selected
@@ -274,7 +275,7 @@ def workers(strategy) -> int:
     return sum(spec.num_tasks(job) for job in ("chief", "master", "worker") if job in spec.jobs)
 
 
-def sharded_input(train_files, spec, cfg: ModelConfig, verbose: bool = True):
+def sharded_input(train_files, decoder, cfg: ModelConfig, verbose: bool = True):
     """The training input of multi-worker training, for `model.fit` (a Keras `DatasetCreator`: the
     strategy calls it once per worker with a `tf.distribute.InputContext`). Each worker reads only its
     shard (n, i) of the training split (`sampling._records`: its files, or every n-th record), into
@@ -289,14 +290,14 @@ def sharded_input(train_files, spec, cfg: ModelConfig, verbose: bool = True):
         worker_cfg = cfg.replace(seed=cfg.seed + 1_000 * shard[1])
         if cfg.memory_max_examples and sum(counts.values()) <= cfg.memory_max_examples * shard[0]:
             t0 = time.time()
-            examples, shard_counts = load_examples(train_files, spec, shard=shard)
+            examples, shard_counts = load_examples(train_files, decoder, shard=shard)
             if verbose:
                 print(f"  worker {shard[1]} of {shard[0]}: its training shard in memory, {len(examples):,} examples "
                       f"({json.dumps(shard_counts)}) in {time.time() - t0:.0f} s, batches of {batch}", flush=True)
             return examples.batches(worker_cfg, batch, counts)
         if verbose:
             print(f"  worker {shard[1]} of {shard[0]}: streaming its training shard, batches of {batch}", flush=True)
-        return train_dataset(train_files, spec, worker_cfg, batch_size=batch, counts=counts, shard=shard)
+        return train_dataset(train_files, decoder, worker_cfg, batch_size=batch, counts=counts, shard=shard)
 
     return tf.keras.utils.experimental.DatasetCreator(dataset_fn)
 
@@ -306,8 +307,8 @@ def fit_calibration(model, cfg: ModelConfig, tf_transform_output, eval_files):
     on the eval split, and the eval split's calibration before / after per source."""
     from models.calibration import calibration_report, fit_offsets
 
-    spec = tf_transform_output.transformed_feature_spec()
-    scored = score_dataset(model, eval_dataset(eval_files, spec, max_examples=cfg.max_eval_examples))
+    decoder = examples_decoder(tf_transform_output, eval_files)
+    scored = score_dataset(model, eval_dataset(eval_files, decoder, max_examples=cfg.max_eval_examples))
     offsets = fit_offsets(scored, model.task_rows)
     report = calibration_report(scored, model.task_rows, offsets)
     print("  calibration on eval (mean prediction / mean label, ECE): " + "; ".join(

@@ -33,7 +33,7 @@ from core.fields import SOURCES
 from core.tasks import TASKS, Task
 from models.config import (BALANCED, ENCODER_FAMILIES, REFERENCE_DIR_KEY, REFERENCE_FILE, TUNING_KEY, EncoderFamily,
                            ModelConfig, TuningConfig, preset)
-from models.sampling import MemoryExamples, eval_dataset, load_examples
+from models.sampling import MemoryExamples, eval_dataset, examples_decoder, load_examples
 from models.selection import choose_checkpoint, relative_ap, tuning_score
 from models.tuning_log import CondensedTunerOutput, tensorboard_dir
 
@@ -218,9 +218,9 @@ class TrialData:
 
     @classmethod
     def load(cls, tft_output, train_files, eval_files, max_eval_examples: int) -> "TrialData":
-        spec = tft_output.transformed_feature_spec()
-        examples, counts = load_examples(train_files, spec)
-        return cls(tft_output, examples, counts, list(eval_dataset(eval_files, spec, max_examples=max_eval_examples)))
+        examples, counts = load_examples(train_files, examples_decoder(tft_output, train_files))
+        eval_data = eval_dataset(eval_files, examples_decoder(tft_output, eval_files), max_examples=max_eval_examples)
+        return cls(tft_output, examples, counts, list(eval_data))
 
 
 def tune(base: ModelConfig, tuning: TuningConfig, data: TrialData, directory: str, table: Sequence[Task] = TASKS,

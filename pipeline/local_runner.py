@@ -255,14 +255,15 @@ class PipelineFailed(RuntimeError):
 
 
 def run_data_pipeline(config: PipelineConfig, quiet: bool = False) -> Dict:
-    """ExampleGen .. Transform (`create_data_pipeline`) through `run_dag`; returns Transform's output
-    as {"graph": dir, "files": {split: file pattern}}, read from the run's summary."""
+    """ExampleGen .. Transform (`create_data_pipeline`) through `run_dag`; returns Transform's graph and
+    the examples it applies to as {"graph": dir, "files": {split: file pattern}}, read from the run's
+    summary (ExampleGen's raw examples: Transform does not materialize; `models.sampling.Decoder`)."""
     summary = run_dag(config, create_data_pipeline(config, metadata_connection(config)), quiet=quiet)
     if summary.failed:
         raise PipelineFailed(summary.not_pushed_reason)
-    transform = summary.artifacts[Node.TRANSFORM]
-    return {"graph": transform["TransformGraph"],
-            "files": {s: os.path.join(transform["Examples"], f"Split-{s}", "*.gz") for s in config.splits}}
+    examples = summary.artifacts[Node.EXAMPLE_GEN]["Examples"]
+    return {"graph": summary.artifacts[Node.TRANSFORM]["TransformGraph"],
+            "files": {s: os.path.join(examples, f"Split-{s}", "*.gz") for s in config.splits}}
 
 
 class RootBusy(RuntimeError):

@@ -120,7 +120,10 @@ def _data(config: PipelineConfig):
     transform = tfx.components.Transform(
         examples=examples, schema=gate.outputs["validated_schema"],
         preprocessing_fn="models.preprocessing.preprocessing_fn",
-        splits_config=tfx.proto.SplitsConfig(analyze=["train"], transform=list(config.splits)),
+        # the graph only: the Tuner, the Trainer and the study read ExampleGen's examples and apply it
+        # in memory (`models.sampling.Decoder`). Writing every split transformed took about half of
+        # Transform's time and its readers then saved ~4 s each (docs/results/performance.md).
+        materialize=False, splits_config=tfx.proto.SplitsConfig(analyze=["train"]),
         # Transform's own TFDV statistics of its input and output are read by nothing (StatisticsGen
         # and the gate validate the logs) and cost about half of Transform's time; so is its analyzer
         # cache (no run passes one in). TF1 graphs for the analysis: the TF2 path traces the
@@ -142,13 +145,13 @@ def create_data_pipeline(config: PipelineConfig, metadata_connection_config=None
     return _pipeline(config, data_components(config), metadata_connection_config)
 
 
-def _trainer(config: PipelineConfig, transform, model, hyperparameters=None, incumbent=None):
+def _trainer(config: PipelineConfig, examples, transform, model, hyperparameters=None, incumbent=None):
     custom_config = {MODEL_CONFIG_KEY: model.to_json()}
     if incumbent is not None:
         custom_config[INCUMBENT_KEY] = True
     return tfx.components.Trainer(
         run_fn="models.trainer.run_fn",
-        examples=transform.outputs["transformed_examples"], transform_graph=transform.outputs["transform_graph"],
+        examples=examples, transform_graph=transform.outputs["transform_graph"],
         hyperparameters=hyperparameters, base_model=incumbent,
         train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=model.train_steps),
         eval_args=tfx.proto.EvalArgs(splits=["eval"], num_steps=0),
@@ -162,7 +165,7 @@ class ReferenceTuner(tfx.components.Tuner):
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(ReferenceTunerExecutor)
 
 
-def model_selection_components(config: PipelineConfig, transform) -> list:
+def model_selection_components(config: PipelineConfig, examples, transform) -> list:
     """The source of the Trainer's hyperparameters: a Tuner searching on validation AP
     (`tune_trials` > 0), the latest earlier Tuner's best values (`reuse_hyperparameters`, for
     scheduled daily runs), or none (the config's own values). Where the baseline may be trained in
@@ -171,7 +174,7 @@ def model_selection_components(config: PipelineConfig, transform) -> list:
         tuner = tfx.components.Tuner if config.baseline_model else ReferenceTuner
         return [tuner(
             tuner_fn="models.tuning.tuner_fn",
-            examples=transform.outputs["transformed_examples"], transform_graph=transform.outputs["transform_graph"],
+            examples=examples, transform_graph=transform.outputs["transform_graph"],
             train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=config.tuning.steps),
             eval_args=tfx.proto.EvalArgs(splits=["eval"], num_steps=0),
             custom_config={MODEL_CONFIG_KEY: config.model.to_json(), TUNING_KEY: config.tuning.to_json()}).with_id(Node.TUNER)]
@@ -195,7 +198,7 @@ def incumbent_resolver() -> tfx.dsl.Resolver:
     ).with_id(Node.INCUMBENT_RESOLVER)
 
 
-def baseline_components(config: PipelineConfig, transform, tuner=None) -> list:
+def baseline_components(config: PipelineConfig, examples, transform, tuner=None) -> list:
     """The model the candidate must not fall behind (the last one's `model` / `result` output):
     `baseline_model` through an Importer, else the incumbent resolved from what this pipeline
     pushed, served as is by `baseline_trainer`, or, when nothing was pushed yet, a
@@ -207,7 +210,7 @@ def baseline_components(config: PipelineConfig, transform, tuner=None) -> list:
     resolver = incumbent_resolver()
     baseline = preset(BASELINE_PRESET, base=config.model)
     reference = tuner.outputs["best_hyperparameters"] if isinstance(tuner, ReferenceTuner) else None
-    return [resolver, _trainer(config, transform, baseline, hyperparameters=reference,
+    return [resolver, _trainer(config, examples, transform, baseline, hyperparameters=reference,
                                incumbent=resolver.outputs["model"]).with_id(Node.BASELINE_TRAINER)]
 
 
@@ -217,13 +220,13 @@ def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> 
     data, examples = _data(config)
     transform = data[-1]
     gate = next(c for c in data if isinstance(c, ValidationGate))
-    selection = model_selection_components(config, transform)
+    selection = model_selection_components(config, examples, transform)
     hyperparameters = None
     if selection:
         outputs = selection[0].outputs
         hyperparameters = outputs["best_hyperparameters" if "best_hyperparameters" in outputs else "hyperparameters"]
-    trainer = _trainer(config, transform, config.model, hyperparameters).with_id(Node.TRAINER)
-    baseline = baseline_components(config, transform, selection[0] if selection else None)
+    trainer = _trainer(config, examples, transform, config.model, hyperparameters).with_id(Node.TRAINER)
+    baseline = baseline_components(config, examples, transform, selection[0] if selection else None)
     # the validated schema of only the slicing features and labels: TFMA decodes those, typed, instead of
     # inferring all 31 columns (the models parse the serialized examples themselves; Evaluator 117 ->
     # 104 s on the default logs with the whole schema, less with this one; docs/results/performance.md)

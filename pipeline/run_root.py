@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import os
-from typing import List, Optional
+from typing import Dict, List, Optional, Sequence, Tuple
 
 
 class Node:
@@ -107,6 +107,15 @@ class RunRoot:
         if holding:
             found = [p for p in found if _glob(os.path.join(p, holding))]
         return found[-1] if found else None
+
+    def model_inputs(self, splits: Sequence[str] = ("train", "eval", "test")) -> Tuple[str, Dict[str, str]]:
+        """What the models of the newest run read: (Transform's graph, {split: file pattern} of the raw
+        examples it applies to), the TemporalWindow's examples in a root of daily spans, else
+        ExampleGen's (Transform does not materialize; `models.sampling.Decoder` applies the graph).
+        LookupError naming what is missing."""
+        graph = self.artifact(Node.TRANSFORM, "transform_graph")
+        examples = self.newest_artifact(Node.WINDOW, "examples") or self.artifact(Node.EXAMPLE_GEN, "examples")
+        return graph, {s: os.path.join(examples, f"Split-{s}", "*.gz") for s in splits}
 
     def artifact(self, node: str, output: str) -> str:
         """The newest artifact folder of `node`'s `output`; LookupError naming what is missing."""

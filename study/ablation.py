@@ -42,7 +42,7 @@ def run_ablation(data: Dict, logs: str, split, presets: Sequence[str], seeds: in
                  model_overrides: Optional[Dict] = None, tuning=None, progress=print, untuned_row: bool = True) -> Dict:
     """Trains every preset for each seed on one Transform output and scores its test split.
 
-    data: {"graph": Transform graph dir, "files": {split: transformed file pattern}}, from the
+    data: {"graph": Transform graph dir, "files": {split: examples file pattern}}, from the
     pipeline layer's run of ExampleGen .. Transform; `logs` and `split` give the oracle AP.
     With `tuning` (a TuningConfig with trials > 0), every preset is first tuned on validation AP
     with the same budget (the seed's protocol) and trained with its best values; `unified` is also
@@ -52,7 +52,7 @@ def run_ablation(data: Dict, logs: str, split, presets: Sequence[str], seeds: in
 
     from models.config import preset
     from models.evaluate import score_dataset, stream_ap_by_source
-    from models.sampling import eval_dataset
+    from models.sampling import eval_dataset, examples_decoder
     from core.tasks import stream_head
     from models.trainer import train
     from models.tuning import TrialData, tune
@@ -61,7 +61,7 @@ def run_ablation(data: Dict, logs: str, split, presets: Sequence[str], seeds: in
 
     os.makedirs(out, exist_ok=True)
     tft_out = tft.TFTransformOutput(data["graph"])
-    spec = tft_out.transformed_feature_spec()
+    test_decoder = examples_decoder(tft_out, data["files"]["test"])
     base = preset("unified", **(model_overrides or {}))
     t_all = time.time()
     memory = TrialData.load(tft_out, data["files"]["train"], data["files"]["eval"], base.max_eval_examples)
@@ -94,7 +94,7 @@ def run_ablation(data: Dict, logs: str, split, presets: Sequence[str], seeds: in
             cfg = cfg0.replace(seed=seed)
             model = train(cfg, tft_out, data["files"]["train"], None, verbose=False, examples=memory.examples,
                           counts=memory.counts, eval_data=memory.eval_batches)
-            s = score_dataset(model, eval_dataset(data["files"]["test"], spec))
+            s = score_dataset(model, eval_dataset(data["files"]["test"], test_decoder))
             ap = stream_ap_by_source(model.task_rows, s)
             runs.setdefault(name, []).append(ap)
             if name in COLD_START_MODELS:

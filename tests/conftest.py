@@ -139,15 +139,12 @@ def score_in_fresh_process(model_dir, pattern, n):
 
 @pytest.fixture(scope="session")
 def transformed(pipeline_run):
-    """Transform's outputs of the pipeline run: (TFTransformOutput, {split: file pattern}, graph dir)."""
+    """What the pipeline run's models read: (TFTransformOutput, {split: raw examples pattern}, graph dir)."""
     import tensorflow_transform as tft
 
-    from pipeline.run_root import Node, RunRoot
+    from pipeline.run_root import RunRoot
 
-    root = RunRoot(pipeline_run["root"])
-    graph = root.artifact(Node.TRANSFORM, "transform_graph")
-    examples = root.artifact(Node.TRANSFORM, "transformed_examples")
-    files = {s: os.path.join(examples, f"Split-{s}", "*.gz") for s in ("train", "eval", "test")}
+    graph, files = RunRoot(pipeline_run["root"]).model_inputs()
     return tft.TFTransformOutput(graph), files, graph
 
 

@@ -135,6 +135,48 @@ def test_vocabulary_fields_share_one_vocabulary_with_disjoint_ids(analysed):
         tft_out.vocabulary_by_name("surface")
 
 
+def _serialized(inst, spec) -> bytes:
+    """One raw impression as ExampleGen writes it: a tf.Example of the schema's types."""
+    feature = {}
+    for name, values in inst.items():
+        dtype = spec[name].dtype
+        if dtype == tf.string:
+            feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode() for v in values]))
+        elif dtype == tf.int64:
+            feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in values]))
+        else:
+            feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[float(v) for v in values]))
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def test_raw_examples_read_through_the_graph_equal_transforms_own_output(analysed, tmp_path):
+    """Transform does not materialize (pipeline/pipeline.py): the Tuner, the Trainer and the study read
+    ExampleGen's raw examples through the Transform graph (`models.sampling.Decoder`). Every feature
+    equals what tf.Transform's Beam transform wrote for the same rows; the source filter reads the
+    raw source name."""
+    from models.sampling import examples_decoder, read_examples, source_counts
+
+    rows, tft_out = analysed
+    spec = tft_out.raw_feature_spec()
+    path = str(tmp_path / "raw.gz")
+    with tf.io.TFRecordWriter(path, options="GZIP") as w:
+        for i, row in enumerate(ROWS):
+            w.write(_serialized(raw_instance(i, row), spec))
+    decoder = examples_decoder(tft_out, path)
+    assert decoder.raw
+    got = list(read_examples(path, decoder))
+    assert len(got) == len(rows)
+    for want, have in zip(rows, got):
+        assert set(have) == set(want)
+        for name, value in want.items():
+            np.testing.assert_allclose(np.ravel(have[name].numpy()), np.ravel(value), rtol=1e-6, err_msg=name)
+    ads = SOURCES.index("ads")
+    assert [int(x["source"]) for x in read_examples(path, decoder, sources=["ads"])] == [ads] * 3
+    assert [int(np.ravel(x["podcast_id"])[0]) for x in read_examples(path, decoder, sources=["ads"])] == \
+        [int(np.ravel(r["podcast_id"])[0]) for r in rows if int(np.ravel(r["source"])[0]) == ads]
+    assert source_counts(path) == {"promotions": 3, "ads": 3}
+
+
 def test_peer_numpy_features_equal_the_reference():
     import pyarrow as pa
 

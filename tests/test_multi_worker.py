@@ -44,7 +44,7 @@ def test_worker_shards_are_disjoint_and_cover_the_split(tmp_path, n_files):
     """Every n-th record of one file, or every n-th file of several: disjoint, together the split."""
     import tensorflow as tf
 
-    from models.sampling import read_examples
+    from models.sampling import Decoder, read_examples
 
     rows = 0
     for f in range(n_files):
@@ -55,7 +55,7 @@ def test_worker_shards_are_disjoint_and_cover_the_split(tmp_path, n_files):
                     "row": tf.train.Feature(int64_list=tf.train.Int64List(value=[rows]))}))
                 w.write(ex.SerializeToString())
                 rows += 1
-    spec = {"source": tf.io.FixedLenFeature([], tf.int64), "row": tf.io.FixedLenFeature([], tf.int64)}
+    spec = Decoder({"source": tf.io.FixedLenFeature([], tf.int64), "row": tf.io.FixedLenFeature([], tf.int64)})
     pattern = str(tmp_path / "*.gz")
     shards = [sorted(int(x["row"]) for x in read_examples(pattern, spec, shard=(2, i))) for i in range(2)]
     assert not set(shards[0]) & set(shards[1]) and sorted(shards[0] + shards[1]) == list(range(rows))
@@ -120,11 +120,11 @@ def test_run_fn_trains_on_two_worker_processes(pipeline_run, transformed, tmp_pa
 def test_tuning_trials_with_a_multi_worker_config_train_in_one_process(transformed):
     """The Tuner and the study train on the split in memory with the pipeline's ModelConfig: a
     `multi_worker` config there trains in this process (no TF_CONFIG, no shards), not a crash."""
-    from models.sampling import load_examples
+    from models.sampling import examples_decoder, load_examples
     from models.trainer import train
 
     tft_out, files, _ = transformed
-    examples, counts = load_examples(files["train"], tft_out.transformed_feature_spec())
+    examples, counts = load_examples(files["train"], examples_decoder(tft_out, files["train"]))
     cfg = preset("unified", strategy="multi_worker", **FAST)
     model = train(cfg, tft_out, None, files["eval"], verbose=False, examples=examples, counts=counts)
     assert model.distribute_strategy.num_replicas_in_sync == 1 and model.selected["step"] >= 1

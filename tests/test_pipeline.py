@@ -245,7 +245,7 @@ def test_in_process_scoring_equals_the_evaluator(pipeline_run, transformed):
     from models.export import read_model_config
     from models.model import build_model, dummy_features
     from models.preprocessing import cardinalities
-    from models.sampling import eval_dataset
+    from models.sampling import eval_dataset, examples_decoder
 
     tft_out, files, _ = transformed
     model_dir = os.path.join(pipeline_run["summary"].artifacts["Trainer"]["Model"], "Format-Serving")
@@ -258,7 +258,7 @@ def test_in_process_scoring_equals_the_evaluator(pipeline_run, transformed):
 
     tasks = pipeline_run["config"].model.tasks()
     ap = stream_ap_by_source(tasks, score_dataset(model, eval_dataset(files["test"],
-                                                                      tft_out.transformed_feature_spec())))
+                                                                      examples_decoder(tft_out, files["test"]))))
     evaluator = pipeline_run["summary"].ap
     for source in SOURCES:
         assert ap[source] == pytest.approx(evaluator[source][stream_head(tasks, source)], abs=1e-6)

@@ -7,7 +7,7 @@ import pytest
 
 from models.config import PRESETS, preset
 from core.fields import SOURCES
-from models.sampling import load_examples, source_counts, train_dataset
+from models.sampling import examples_decoder, load_examples, source_counts, train_dataset
 from core.tasks import TASKS, Task
 from models.trainer import train
 from tests.conftest import run_python, score_in_fresh_process
@@ -25,38 +25,38 @@ def _shares(ds, n):
 _MEMORY = {}
 
 
-def _batches(path, files, spec, cfg):
+def _batches(path, files, decoder, cfg):
     """Training batches from the files, or from the split read into memory (tuning, study, and the
     Trainer on a split of at most memory_max_examples)."""
     if path == "files":
-        return train_dataset(files["train"], spec, cfg)
+        return train_dataset(files["train"], decoder, cfg)
     if files["train"] not in _MEMORY:
-        _MEMORY[files["train"]] = load_examples(files["train"], spec)
+        _MEMORY[files["train"]] = load_examples(files["train"], decoder)
     examples, counts = _MEMORY[files["train"]]
-    return train_dataset(None, spec, cfg, examples=examples, counts=counts)
+    return train_dataset(None, decoder, cfg, examples=examples, counts=counts)
 
 
 @pytest.mark.parametrize("path", ["files", "memory"])
 def test_balanced_batches_are_half_ads(transformed, path):
     tft_out, files, graph_dir = transformed
-    spec = tft_out.transformed_feature_spec()
+    decoder = examples_decoder(tft_out, files["train"])
     cfg = preset("unified_balanced", batch_size=1024, shuffle_buffer=5000)
-    shares = _shares(_batches(path, files, spec, cfg), 100)
+    shares = _shares(_batches(path, files, decoder, cfg), 100)
     assert 0.45 <= np.mean(shares) <= 0.55
     assert min(shares) >= 0.40 and max(shares) <= 0.60
-    natural = _shares(_batches(path, files, spec, cfg.replace(mix="natural")), 20)
+    natural = _shares(_batches(path, files, decoder, cfg.replace(mix="natural")), 20)
     assert np.mean(natural) < 0.25  # the logged mix: promotions outnumber ads
     ratio = cfg.replace(source_shares=(("promotions", 0.7), ("ads", 0.3)))
-    assert 0.25 <= np.mean(_shares(_batches(path, files, spec, ratio), 50)) <= 0.35
-    temperature = _shares(_batches(path, files, spec, cfg.replace(source_alpha=1.0)), 50)
+    assert 0.25 <= np.mean(_shares(_batches(path, files, decoder, ratio), 50)) <= 0.35
+    temperature = _shares(_batches(path, files, decoder, cfg.replace(source_alpha=1.0)), 50)
     counts = source_counts(files["train"])
     assert abs(np.mean(temperature) - counts["ads"] / sum(counts.values())) < 0.03  # alpha 1 = natural shares
 
 
 def test_memory_batches_pass_over_every_row_once_per_pass(transformed):
     tft_out, files, graph_dir = transformed
-    spec = tft_out.transformed_feature_spec()
-    examples, counts = load_examples(files["train"], spec)
+    decoder = examples_decoder(tft_out, files["train"])
+    examples, counts = load_examples(files["train"], decoder)
     assert counts == source_counts(files["train"]) and len(examples) == sum(counts.values())
     cfg = preset("promotions_baseline", batch_size=100)
     batches = examples.index_batches(cfg, 100)
@@ -70,11 +70,11 @@ def test_memory_batches_pass_over_every_row_once_per_pass(transformed):
 @pytest.mark.parametrize("path", ["files", "memory"])
 def test_batches_are_reproducible_for_a_seed(transformed, path):
     tft_out, files, graph_dir = transformed
-    spec = tft_out.transformed_feature_spec()
+    decoder = examples_decoder(tft_out, files["train"])
     cfg = preset("unified", batch_size=256, shuffle_buffer=2000)
 
     def first(c):
-        return [b["podcast_id"].numpy().tolist() for b in _batches(path, files, spec, c).take(3)]
+        return [b["podcast_id"].numpy().tolist() for b in _batches(path, files, decoder, c).take(3)]
 
     assert first(cfg) == first(cfg)
     assert first(cfg) != first(cfg.replace(seed=1))
@@ -83,8 +83,8 @@ def test_batches_are_reproducible_for_a_seed(transformed, path):
 @pytest.mark.parametrize("path", ["files", "memory"])
 def test_ads_only_presets_see_only_ads(transformed, path):
     tft_out, files, graph_dir = transformed
-    spec = tft_out.transformed_feature_spec()
-    shares = _shares(_batches(path, files, spec, preset("ads_only", batch_size=256)), 5)
+    decoder = examples_decoder(tft_out, files["train"])
+    shares = _shares(_batches(path, files, decoder, preset("ads_only", batch_size=256)), 5)
     assert shares == [1.0] * 5
 
 
@@ -103,16 +103,16 @@ def test_source_filter_before_parsing_keeps_the_same_records_in_order(transforme
     from models.sampling import read_examples
 
     tft_out, files, graph_dir = transformed
-    spec = tft_out.transformed_feature_spec()
-    every = read_examples(files["train"], spec).batch(100_000)
+    decoder = examples_decoder(tft_out, files["train"])
+    every = read_examples(files["train"], decoder).batch(100_000)
     every = {k: v.numpy() for k, v in next(iter(every)).items()}
     ads = every["source"] == ADS
     assert 0 < ads.sum() < ads.size
-    only = next(iter(read_examples(files["train"], spec, sources=["ads"]).batch(100_000)))
+    only = next(iter(read_examples(files["train"], decoder, sources=["ads"]).batch(100_000)))
     for key in ("podcast_id", "user_history", "stream", "source"):
         np.testing.assert_array_equal(only[key].numpy(), every[key][ads])
     counter = tf.Variable(0, dtype=tf.int64)
-    for _ in read_examples(files["train"], spec, counter, sources=["ads"]).batch(100_000):
+    for _ in read_examples(files["train"], decoder, counter, sources=["ads"]).batch(100_000):
         pass
     assert int(counter.numpy()) == ads.size  # every record read, the majority dropped before parsing
 
@@ -219,7 +219,7 @@ def test_checkpoint_refinement_scores_the_weights_between_evaluations_and_leaves
     assert fine.selected["step"] == steps[choose_checkpoint([scored[s] for s in steps], base.checkpoint_tolerance)]
     # the restored weights are the selected checkpoint's: scoring them again gives its eval AP
     ap = stream_ap_by_source(fine.task_rows, score_dataset(fine, list(eval_dataset(
-        files["eval"], tft_out.transformed_feature_spec(), max_examples=base.max_eval_examples))))
+        files["eval"], examples_decoder(tft_out, files["eval"]), max_examples=base.max_eval_examples))))
     for s in base.train_sources:
         assert ap[s] == pytest.approx(fine.selected["eval_ap"][s], rel=1e-5)
 
@@ -241,7 +241,7 @@ def test_weight_averaging_scores_and_restores_the_average_and_leaves_the_trainin
     keys = [f"val_stream_ap_{s}" for s in base.train_sources]
     assert any(averaged.history.history[k] != pytest.approx(plain.history.history[k], rel=1e-6) for k in keys)
     ap = stream_ap_by_source(averaged.task_rows, score_dataset(averaged, list(eval_dataset(
-        files["eval"], tft_out.transformed_feature_spec(), max_examples=base.max_eval_examples))))
+        files["eval"], examples_decoder(tft_out, files["eval"]), max_examples=base.max_eval_examples))))
     for s in base.train_sources:  # the restored weights are the scored average of the selected step
         assert ap[s] == pytest.approx(averaged.selected["eval_ap"][s], rel=1e-5)
     with pytest.raises(ValueError, match="weight_average must be in"):
