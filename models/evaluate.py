@@ -48,7 +48,8 @@ class TracedScorer:
 
         if self._fn is None:
             signature = {k: tf.TensorSpec([None] + v.shape[1:].as_list(), v.dtype) for k, v in batch.items()}
-            self._fn = tf.function(lambda features: probabilities(self.model, features), input_signature=[signature])
+            self._fn = tf.function(lambda features: probabilities(self.model, features), input_signature=[signature],
+                                   autograph=False)  # no tensor-dependent Python to convert (models/model.py)
         return self._fn(batch)
 
 

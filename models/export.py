@@ -112,8 +112,10 @@ def add_signatures(model, tf_transform_output, offsets: Optional[Dict[str, Dict[
     aliases = served_stream_aliases(model.task_rows)
 
     # one function for both signatures: the Transform layer and the model are traced once per export
-    # when the two signatures' parsed inputs have the same specs (they do), not once per signature
-    @tf.function(reduce_retracing=True)
+    # when the two signatures' parsed inputs have the same specs (they do), not once per signature.
+    # Without AutoGraph (nothing here branches on tensors): converting the Transform layer's Python
+    # (Keras, tf.Transform) took about 14 of an export's 24 s (docs/results/performance.md)
+    @tf.function(reduce_retracing=True, autograph=False)
     def predict(raw):
         raw = dict(raw, source=check_source(raw["source"]))
         transformed = model.tft_layer(raw)
@@ -126,14 +128,14 @@ def add_signatures(model, tf_transform_output, offsets: Optional[Dict[str, Dict[
         out.update({alias: tf.identity(out[head]) for alias, head in aliases.items()})
         return out
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")], autograph=False)
     def serve_examples(serialized):
         return predict(tf.io.parse_example(check_serialized_examples(serialized), feature_spec))
 
     raw_specs = _raw_input_spec(feature_spec)
     names = sorted(raw_specs)
 
-    @tf.function(input_signature=[raw_specs[n] for n in names])
+    @tf.function(input_signature=[raw_specs[n] for n in names], autograph=False)
     def serve_raw(*tensors):
         return predict(_to_raw(dict(zip(names, tensors)), feature_spec))
 

@@ -4,7 +4,7 @@
 progress line per component as it starts and ends (with cache hits), keeps the full log in
 `<root>/logs/`, captures a failing component's error, and writes `<root>/summary.json` at the
 end, also when the run stops. The summary names each component's output artifacts, so callers
-read Transform's output (or any other) from it rather than looking it up again.
+read Transform's graph (or any other output) from it rather than looking it up again.
 
 One run per root at a time: `run_dag` holds an exclusive `fcntl.flock` on `<root>/.lock` for the
 whole run (the kernel releases it when the process dies, so a killed run leaves nothing stuck); a
