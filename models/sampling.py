@@ -255,9 +255,18 @@ def load_examples(file_pattern, decoder: Decoder, shard: Optional[Shard] = None)
     """Every example of the files (of worker i's shard, with `shard` (n, i)) read once into memory, in
     `canonical_order`: (MemoryExamples, counts per source).
 
-    For repeated trainings on one split (tuning trials): each trial then reads memory, not files."""
+    For repeated trainings on one split (tuning trials): each trial then reads memory, not files.
+
+    Raw examples are sorted by their bytes before they are decoded: the Transform graph's float
+    features of a record differ in the last bits with its place in a batch (measured: the same rows
+    in two files in another order trained other weights), so the records are decoded in one order,
+    whatever files and record order they came in."""
     chunks: Dict[str, list] = {}
     ds = _records(file_pattern, shard).batch(PARSE_BATCH)
+    if decoder.raw:
+        parts = [b.numpy() for b in ds]
+        records = np.sort(np.concatenate(parts)) if parts else np.array([], dtype=object)
+        ds = tf.data.Dataset.from_tensor_slices(tf.constant(records, tf.string)).batch(PARSE_BATCH)
     for batch in ds.map(decoder, num_parallel_calls=tf.data.AUTOTUNE):
         for name, value in batch.items():
             chunks.setdefault(name, []).append(value.numpy())

@@ -171,8 +171,10 @@ print("LOSS", model.history.history["loss"][-1])
 
 
 def test_training_in_memory_does_not_depend_on_the_files_or_their_record_order(transformed, tmp_path):
-    """Transform's multi_processing mode writes a split as one file per worker, in another order: the
-    same rows, read into memory in canonical order, train the same weights bit for bit."""
+    """ExampleGen's multi_processing mode writes a split as one file per worker, in another order: the
+    same rows, read into memory in canonical order, train the same weights bit for bit (the raw records
+    are sorted before the Transform graph decodes them: its float features change in the last bits
+    with a record's place in a batch)."""
     import tensorflow as tf
 
     tft_out, files, graph_dir = transformed
