@@ -4,7 +4,8 @@
   every source's eval stream AP is within `tolerance` (relative) of that source's best AP in the
   training, the one with the best mean relative AP; when none is, the one whose worst source is
   closest to its best.
-- `should_stop`: early stopping that waits while any source is still improving.
+- `should_stop`: early stopping that waits while any source is still improving (by more than
+  `min_delta`, relative, over its best before the last `patience` evaluations).
 - `tuning_score`: the tuner's objective. Relative AP per source against a reference model (the
   promotions baseline trained with the same budget); a candidate within `tolerance` of the
   reference on every source scores its mean relative AP (>= 1 - tolerance), any other scores its
@@ -39,15 +40,18 @@ def choose_checkpoint(history: Sequence[Mapping[str, float]], tolerance: float) 
     return max(range(len(history)), key=lambda i: (min(ratios(history[i])), -i))
 
 
-def should_stop(history: Sequence[Mapping[str, float]], patience: int) -> bool:
-    """True when no source has reached a new best AP in the last `patience` evaluations."""
+def should_stop(history: Sequence[Mapping[str, float]], patience: int, min_delta: float = 0.0) -> bool:
+    """True when no source has reached a new best AP in the last `patience` evaluations, a new best
+    being more than `min_delta` (relative) above that source's best before them. Every evaluation
+    a stop leaves out has each source below (1 + min_delta) x its best so far, so the checkpoint
+    restored loses at most about `min_delta` of eval AP per source to a longer training."""
     if patience <= 0 or len(history) <= patience:
         return False
     earlier, recent = history[:-patience], history[-patience:]
     for s in history[0]:
         before = [h[s] for h in earlier if _finite(h.get(s))]
         after = [h[s] for h in recent if _finite(h.get(s))]
-        if after and (not before or max(after) > max(before)):
+        if after and (not before or max(after) > max(before) * (1.0 + min_delta)):
             return False
     return True
 

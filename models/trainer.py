@@ -65,12 +65,13 @@ class StreamAPCallback(tf.keras.callbacks.Callback):
     (its batches, its length) is the same with or without refinement."""
 
     def __init__(self, dataset, tasks: Sequence[Task], sources: Sequence[str], interval: int, total: int,
-                 patience: int, tolerance: float, verbose: bool = True, refine: int = 0):
+                 patience: int, tolerance: float, verbose: bool = True, refine: int = 0, min_delta: float = 0.0):
         super().__init__()
         self.dataset, self.tasks, self.sources = dataset, tuple(tasks), tuple(sources)
         self._batches = None  # the eval split, read and parsed once, then scored from memory
         self._scorer = None  # from the second evaluation on, the traced forward pass (models/evaluate.py)
         self.interval, self.total, self.patience, self.tolerance = interval, total, patience, tolerance
+        self.min_delta = min_delta
         self.refine = refine if 0 < refine < interval and interval % refine == 0 else 0
         self._supports_tf_logs = True  # the batch hook reads no logs: no host sync per step for them
         self.verbose = verbose
@@ -150,7 +151,7 @@ class StreamAPCallback(tf.keras.callbacks.Callback):
             print(f"  step {self._step(epoch)}/{self.total}: "
                   f"loss {logs.get('loss', float('nan')):.4f}, eval stream AP " +
                   " ".join(f"{s}={v:.4f}" for s, v in ap.items()) + f" ({took:.0f} s)", flush=True)
-        if should_stop(self.history, self.patience):
+        if should_stop(self.history, self.patience, self.min_delta):
             self.model.stop_training = True
 
     def on_train_end(self, logs=None):
@@ -226,7 +227,7 @@ def train(cfg: ModelConfig, tf_transform_output, train_files, eval_files, log_di
                                  max_examples=cfg.max_eval_examples)
     selection = StreamAPCallback(eval_data, tasks, cfg.train_sources, interval, cfg.train_steps,
                                  cfg.early_stopping_patience, cfg.checkpoint_tolerance, verbose,
-                                 refine=cfg.checkpoint_refine_steps)
+                                 refine=cfg.checkpoint_refine_steps, min_delta=cfg.early_stopping_min_delta)
     callbacks = [selection]
     if log_dir:
         callbacks.append(TrainingBoard(log_dir, selection, cfg, tasks, interval, cfg.train_steps))

@@ -39,6 +39,17 @@ def test_early_stopping_waits_while_any_source_improves():
     assert not should_stop(flat[:2], patience=2)
 
 
+def test_early_stopping_ignores_a_new_best_within_min_delta():
+    """A reference training of make run's: promotions 0.2317 at step 400, 0.2318 at step 600 (+0.04%)."""
+    history = [{"promotions": v} for v in (0.1927, 0.2204, 0.2296, 0.2317, 0.2315, 0.2318, 0.2187)]
+    assert not should_stop(history, patience=3)  # step 600 is a new best: 300 steps more
+    assert should_stop(history, patience=3, min_delta=0.002)
+    assert not should_stop(history[:6], patience=3, min_delta=0.002)
+    creeping = [{"promotions": 0.2300 * (1.001 ** k)} for k in range(8)]  # +0.3% over three evaluations
+    assert not should_stop(creeping, patience=3, min_delta=0.002)
+    assert should_stop(creeping, patience=3, min_delta=0.004)
+
+
 def test_objective_never_prefers_a_model_that_loses_a_source_beyond_the_tolerance():
     reference = {"promotions": 0.40, "ads": 0.20}
     rng = np.random.default_rng(0)
