@@ -108,13 +108,18 @@ class _Time(_Spec):
         return {"hour": (t // HOUR) % 24, "weekday": (t // DAY + EPOCH_WEEKDAY) % 7}
 
 
+def source_index(names: tf.Tensor) -> tf.Tensor:
+    """Each source name's index in SOURCES (int64; a name outside them reads as 0): the transformed
+    `source`, and what `models.sampling` filters raw examples by."""
+    return tf.add_n([tf.cast(tf.equal(names, name), tf.int64) * i for i, name in enumerate(SOURCES)])
+
+
 class _Source(_Spec):
     def sizes(self, f, tft_output):
         return {f.name: len(SOURCES)}
 
     def apply(self, f, x, vocabs):
-        s = _dense(x, "")
-        return {f.name: tf.add_n([tf.cast(tf.equal(s, name), tf.int64) * i for i, name in enumerate(SOURCES)])}
+        return {f.name: source_index(_dense(x, ""))}
 
 
 def _podcast_table_size(tft_output) -> int:

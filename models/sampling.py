@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from models.config import BALANCED, ModelConfig
+from models.preprocessing import source_index
 from core.fields import SOURCES
 
 PARSE_BATCH = 2048
@@ -70,12 +71,10 @@ def _raw_source(file_pattern) -> bool:
 
 
 def _source_ids(serialized: tf.Tensor, raw: bool) -> tf.Tensor:
-    """The SOURCES index of each serialized example (parses only `source`); -1 for an unknown name."""
+    """The SOURCES index of each serialized example (parses only `source`), as Transform maps a name."""
     if not raw:
         return tf.io.parse_example(serialized, {"source": tf.io.FixedLenFeature([], tf.int64)})["source"]
-    names = tf.io.parse_example(serialized, {"source": tf.io.FixedLenFeature([], tf.string)})["source"]
-    ids = tf.cast(tf.equal(tf.reshape(names, [-1, 1]), tf.constant(SOURCES)), tf.int64)
-    return tf.reduce_sum(ids * tf.range(len(SOURCES), dtype=tf.int64), axis=1) - (1 - tf.reduce_sum(ids, axis=1))
+    return source_index(tf.io.parse_example(serialized, {"source": tf.io.FixedLenFeature([], tf.string)})["source"])
 
 
 class Decoder:
